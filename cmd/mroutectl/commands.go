@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/mrouterd/mrouterd/router/api"
+)
+
+// session is what a command runs with.
+type session struct {
+	ctx    context.Context
+	client *api.Client
+	json   bool
+	out    io.Writer
+}
+
+// command is one word of the command tree. Inner words have sub; the last word of
+// a command has run.
+type command struct {
+	word    string
+	summary string // one line for help, on the last word only
+	implied string // the sub word taken when the user's words stop here
+	sub     []*command
+	run     func(*session) error
+}
+
+// newCommandTree builds mroutectl's commands. An empty command line runs root's
+// implied path, show routes.
+func newCommandTree() *command {
+	help := &command{word: "help", summary: "this text"}
+	root := &command{implied: "show", sub: []*command{
+		{word: "show", implied: "routes", sub: []*command{
+			{word: "routes", summary: "the multicast routing table (the default command)",
+				run: fetch(http.MethodGet, api.PathRoutes, decoded(renderRoutes))},
+			{word: "mfc", summary: "the kernel's multicast forwarding cache, read back from the kernel",
+				run: fetch(http.MethodGet, api.PathMFC, decoded(renderMFC))},
+			{word: "interfaces", summary: "interfaces, their VIFs, protocols and counters",
+				run: fetch(http.MethodGet, api.PathInterfaces, decoded(renderInterfaces))},
+			{word: "igmp", implied: "groups", sub: []*command{
+				{word: "groups", summary: "group memberships learned by IGMP, per interface",
+					run: fetch(http.MethodGet, api.PathIGMPGroups, decoded(renderIGMPGroups))},
+			}},
+			{word: "pim", sub: []*command{
+				{word: "neighbors", summary: "PIM neighbors per interface",
+					run: fetch(http.MethodGet, api.PathPIMNeighbors, decoded(renderPIMNeighbors))},
+				{word: "rp", summary: "group ranges, their rendezvous point and its origin",
+					run: fetch(http.MethodGet, api.PathPIMRP, decoded(renderRPMappings))},
+			}},
+			{word: "status", summary: "version, uptime, configuration, counters and warnings",
+				run: fetch(http.MethodGet, api.PathStatus, decoded(renderStatus))},
+			{word: "metrics", summary: "the Prometheus metrics, as text",
+				run: fetch(http.MethodGet, api.PathMetrics, writeBody)},
+		}},
+		{word: "reload", summary: "re-read the configuration file and apply the difference",
+			run: fetch(http.MethodPost, api.PathReload, decoded(renderReload))},
+		{word: "version", summary: "the versions of mroutectl and of the running mrouterd",
+			run: runVersion},
+		help,
+	}}
+	// help walks the tree it belongs to, so it can only run once the tree exists.
+	help.run = func(s *session) error { return writeUsage(s.out, root) }
+	return root
+}
+
+// resolve finds the command named by args, each word any unique prefix of a word at
+// its level, and returns it with its full words. A prefix shared by several words
+// still resolves when the words after it fit under only one of them ("s i g": igmp
+// has a g, interfaces has nothing more).
+func resolve(root *command, args []string) (*command, []string, error) {
+	cmd, path, err := resolveFrom(root, args, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cmd, path, nil
+}
+
+// resolveError says why args name no command. at is the index of the word at fault:
+// of several readings of a shared prefix, the one that got furthest explains best.
+type resolveError struct {
+	at  int
+	msg string
+}
+
+func (e *resolveError) Error() string { return e.msg }
+
+// resolveFrom resolves args[done:] under node, which args[:done] led to.
+func resolveFrom(node *command, args []string, done int) (*command, []string, *resolveError) {
+	fail := func(at int, format string, a ...any) (*command, []string, *resolveError) {
+		return nil, nil, &resolveError{at: at, msg: fmt.Sprintf(format, a...)}
+	}
+	typed := strings.Join(args[:min(done+1, len(args))], " ")
+	if node.run != nil {
+		if done < len(args) {
+			return fail(done, "unexpected %q after %q", args[done], strings.Join(args[:done], " "))
+		}
+		return node, nil, nil
+	}
+	word, next := node.implied, done // an implied word consumes nothing the user typed
+	if done < len(args) {
+		word, next = args[done], done+1
+	} else if word == "" {
+		return fail(done, "%q needs one more word: %s", typed, strings.Join(words(node.sub), ", "))
+	}
+	candidates := node.children(word)
+	if len(candidates) == 0 {
+		return fail(done, "unknown command %q (try \"mroutectl help\")", typed)
+	}
+	var fits []*command
+	var cmd *command
+	var path []string
+	var furthest *resolveError
+	tied := false
+	for _, c := range candidates {
+		found, rest, err := resolveFrom(c, args, next)
+		switch {
+		case err == nil:
+			fits, cmd, path = append(fits, c), found, append([]string{c.word}, rest...)
+		case furthest == nil || err.at > furthest.at:
+			furthest, tied = err, false
+		case err.at == furthest.at:
+			tied = true
+		}
+	}
+	switch {
+	case len(fits) == 1:
+		return cmd, path, nil
+	case len(fits) == 0 && !tied:
+		return nil, nil, furthest
+	case len(fits) == 0:
+		fits = candidates
+	}
+	return fail(done, "%q is ambiguous: %s", typed, strings.Join(words(fits), ", "))
+}
+
+// children returns the sub command that word names exactly, else every sub command
+// whose word starts with it.
+func (c *command) children(word string) []*command {
+	var candidates []*command
+	for _, s := range c.sub {
+		if s.word == word {
+			return []*command{s}
+		}
+		if strings.HasPrefix(s.word, word) {
+			candidates = append(candidates, s)
+		}
+	}
+	return candidates
+}
+
+func words(cs []*command) []string {
+	ws := make([]string, len(cs))
+	for i, c := range cs {
+		ws[i] = c.word
+	}
+	slices.Sort(ws)
+	return ws
+}
+
+// fetch makes a command that requests path and prints the reply: as served with
+// --json, else through render.
+func fetch(method, path string, render func(io.Writer, []byte) error) func(*session) error {
+	return func(s *session) error {
+		body, err := s.client.Raw(s.ctx, method, path)
+		if err != nil {
+			return err
+		}
+		if s.json {
+			return writeBody(s.out, body)
+		}
+		return render(s.out, body)
+	}
+}
+
+// writeBody prints a reply unchanged, ending it with a newline unless it has one.
+func writeBody(w io.Writer, body []byte) error {
+	if len(body) > 0 && body[len(body)-1] != '\n' {
+		body = append(body, '\n')
+	}
+	_, err := w.Write(body)
+	return err
+}
+
+// decoded makes render take a reply as served, decoding its JSON first.
+func decoded[T any](render func(io.Writer, T) error) func(io.Writer, []byte) error {
+	return func(w io.Writer, body []byte) error {
+		var v T
+		if err := json.Unmarshal(body, &v); err != nil {
+			return fmt.Errorf("unexpected reply from mrouterd: %w", err)
+		}
+		return render(w, v)
+	}
+}
+
+// versionReply is what version prints with --json.
+type versionReply struct {
+	Client string `json:"client"`
+	Daemon string `json:"daemon"`
+}
+
+func runVersion(s *session) error {
+	if !s.json {
+		// The client's own version is worth printing even when the daemon is down.
+		fmt.Fprintf(s.out, "mroutectl %s\n", version)
+	}
+	var st api.Status
+	if err := s.client.Get(s.ctx, api.PathStatus, &st); err != nil {
+		return err
+	}
+	if s.json {
+		return json.NewEncoder(s.out).Encode(versionReply{Client: version, Daemon: st.Version})
+	}
+	_, err := fmt.Fprintf(s.out, "mrouterd %s\n", dash(st.Version))
+	return err
+}
+
+// writeUsage lists every command by its full words, then the flags.
+func writeUsage(w io.Writer, root *command) error {
+	var rows [][2]string
+	var walk func(c *command, path []string)
+	walk = func(c *command, path []string) {
+		if c.run != nil {
+			rows = append(rows, [2]string{strings.Join(path, " "), c.summary})
+		}
+		for _, s := range c.sub {
+			walk(s, append(slices.Clip(path), s.word))
+		}
+	}
+	walk(root, nil)
+	flags := [][2]string{
+		{"-s, --socket PATH", fmt.Sprintf("control socket (default $%s, else %s)", api.SocketEnv, api.DefaultSocket)},
+		{"-j, --json", "print the control API's JSON as served"},
+	}
+	// One width for both lists, so their descriptions line up.
+	width := 0
+	for _, r := range append(slices.Clip(rows), flags...) {
+		width = max(width, len(r[0]))
+	}
+	var b strings.Builder
+	b.WriteString("usage: mroutectl [-s PATH] [-j|--json] [COMMAND]\n\n")
+	b.WriteString("Commands (any unique prefix of each word will do: \"s r\" is \"show routes\"):\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "  %-*s   %s\n", width, r[0], r[1])
+	}
+	b.WriteString("\nFlags:\n")
+	for _, r := range flags {
+		fmt.Fprintf(&b, "  %-*s   %s\n", width, r[0], r[1])
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

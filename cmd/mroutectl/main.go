@@ -1,0 +1,58 @@
+// Command mroutectl shows and controls a running mrouterd through its control socket.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/mrouterd/mrouterd/router/api"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is mroutectl minus the process: it returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "mroutectl: %v\n", err)
+		return 1
+	}
+	root := newCommandTree()
+
+	fs := flag.NewFlagSet("mroutectl", flag.ContinueOnError)
+	// The flag package's own report is several lines; errors here are one.
+	fs.SetOutput(io.Discard)
+	var socket string
+	var asJSON bool
+	fs.StringVar(&socket, "s", "", "control socket")
+	fs.StringVar(&socket, "socket", "", "control socket")
+	fs.BoolVar(&asJSON, "j", false, "print the control API's JSON")
+	fs.BoolVar(&asJSON, "json", false, "print the control API's JSON")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			if err := writeUsage(stdout, root); err != nil {
+				return fail(err)
+			}
+			return 0
+		}
+		return fail(fmt.Errorf("%v (try \"mroutectl help\")", err))
+	}
+
+	cmd, _, err := resolve(root, fs.Args())
+	if err != nil {
+		return fail(err)
+	}
+	s := &session{ctx: ctx, client: api.NewClient(socket), json: asJSON, out: stdout}
+	if err := cmd.run(s); err != nil {
+		return fail(err)
+	}
+	return 0
+}

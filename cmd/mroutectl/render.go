@@ -1,0 +1,185 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/mrouterd/mrouterd/router/api"
+)
+
+// newTable starts a table aligned in columns, with its header row; cells are
+// separated by tabs.
+func newTable(w io.Writer, header ...string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	return tw
+}
+
+// row adds one line of cells to a table.
+func row(tw *tabwriter.Writer, cells ...string) {
+	fmt.Fprintln(tw, strings.Join(cells, "\t"))
+}
+
+// finish flushes a table, saying so when it has no rows: a bare header could pass
+// for a truncated reply.
+func finish(tw *tabwriter.Writer, rows int, noun string) error {
+	if rows == 0 {
+		fmt.Fprintf(tw, "(no %s)\n", noun)
+	}
+	return tw.Flush()
+}
+
+func renderRoutes(w io.Writer, r api.Routes) error {
+	tw := newTable(w, "Source", "Group", "Proto", "IIF", "OIFs", "Flags", "Uptime", "Expires", "Packets", "Bytes")
+	for _, rt := range r.Routes {
+		row(tw, rt.Source, rt.Group, dash(rt.Protocol), dash(rt.IIF), list(rt.OIFs), list(rt.Flags),
+			duration(rt.UptimeS), expiry(rt.ExpiresS), count(rt.Packets), count(rt.Bytes))
+	}
+	return finish(tw, len(r.Routes), "routes")
+}
+
+func renderMFC(w io.Writer, m api.MFC) error {
+	tw := newTable(w, "Source", "Group", "IIF", "OIFs", "Packets", "Bytes", "Wrong IF")
+	for _, e := range m.MFC {
+		row(tw, e.Source, e.Group, dash(e.IIF), list(e.OIFs), count(e.Packets), count(e.Bytes), count(e.WrongIf))
+	}
+	return finish(tw, len(m.MFC), "MFC entries")
+}
+
+func renderInterfaces(w io.Writer, is api.Interfaces) error {
+	tw := newTable(w, "Name", "Index", "VIF", "Addresses", "State", "IGMP", "PIM", "Pkts in/out")
+	for _, i := range is.Interfaces {
+		vif := "-"
+		if i.VIF >= 0 {
+			vif = strconv.Itoa(i.VIF)
+		}
+		row(tw, i.Name, strconv.Itoa(i.Index), vif, list(i.Addresses), dash(i.State), yesNo(i.IGMP), yesNo(i.PIM),
+			count(i.PacketsIn)+"/"+count(i.PacketsOut))
+	}
+	return finish(tw, len(is.Interfaces), "interfaces")
+}
+
+func renderIGMPGroups(w io.Writer, g api.IGMPGroups) error {
+	tw := newTable(w, "Interface", "Group", "Mode", "Sources", "Version", "Reporter", "Expires")
+	for _, m := range g.Groups {
+		row(tw, m.Interface, m.Group, dash(m.Mode), list(m.Sources), "v"+strconv.Itoa(m.Version), dash(m.Reporter),
+			expiry(m.ExpiresS))
+	}
+	return finish(tw, len(g.Groups), "IGMP groups")
+}
+
+func renderPIMNeighbors(w io.Writer, n api.PIMNeighbors) error {
+	tw := newTable(w, "Interface", "Address", "Uptime", "Expires", "DR Priority", "Generation ID", "DR")
+	for _, nb := range n.Neighbors {
+		row(tw, nb.Interface, nb.Address, duration(nb.UptimeS), expiry(nb.ExpiresS),
+			strconv.FormatUint(uint64(nb.DRPriority), 10), strconv.FormatUint(uint64(nb.GenerationID), 10), yesNo(nb.DR))
+	}
+	return finish(tw, len(n.Neighbors), "PIM neighbors")
+}
+
+func renderRPMappings(w io.Writer, m api.RPMappings) error {
+	tw := newTable(w, "Group Range", "RP", "Source")
+	for _, rp := range m.RP {
+		row(tw, rp.GroupRange, rp.RP, dash(rp.Source))
+	}
+	return finish(tw, len(m.RP), "RP mappings")
+}
+
+func renderStatus(w io.Writer, s api.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row(tw, "Version:", dash(s.Version))
+	row(tw, "Uptime:", duration(s.UptimeS))
+	row(tw, "Config file:", dash(s.ConfigFile))
+	row(tw, "Kernel table:", strconv.FormatUint(uint64(s.Table), 10))
+	row(tw, "VIFs:", fmt.Sprintf("%d of %d", s.VIFs, s.MaxVIFs))
+	row(tw, "Routes:", strconv.Itoa(s.Routes))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(s.Counters) == 0 {
+		fmt.Fprintln(w, "Counters: none")
+	} else {
+		fmt.Fprintln(w, "Counters:")
+		for _, name := range slices.Sorted(maps.Keys(s.Counters)) {
+			row(tw, "  "+name, count(s.Counters[name]))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(s.Warnings) == 0 {
+		_, err := fmt.Fprintln(w, "Warnings: none")
+		return err
+	}
+	fmt.Fprintln(w, "Warnings:")
+	for _, warning := range s.Warnings {
+		fmt.Fprintf(w, "  - %s\n", warning)
+	}
+	return nil
+}
+
+func renderReload(w io.Writer, r api.Reload) error {
+	if !r.Changed {
+		_, err := fmt.Fprintln(w, "no change")
+		return err
+	}
+	for _, line := range r.Summary {
+		fmt.Fprintln(w, line)
+	}
+	return nil
+}
+
+// duration renders seconds like 1d2h3m4s, leaving out zero units.
+func duration(seconds int64) string {
+	if seconds <= 0 {
+		return "0s"
+	}
+	var b strings.Builder
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"d", 86400}, {"h", 3600}, {"m", 60}, {"s", 1}} {
+		if n := seconds / u.size; n > 0 {
+			fmt.Fprintf(&b, "%d%s", n, u.name)
+			seconds -= n * u.size
+		}
+	}
+	return b.String()
+}
+
+// expiry renders a remaining lifetime, where the API's 0 means it never runs out.
+func expiry(seconds int64) string {
+	if seconds == 0 {
+		return "never"
+	}
+	return duration(seconds)
+}
+
+func list(items []string) string {
+	if len(items) == 0 {
+		return "-"
+	}
+	return strings.Join(items, ",")
+}
+
+// dash stands in for an empty cell, which would shift the columns a reader sees.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func count(n uint64) string { return strconv.FormatUint(n, 10) }

@@ -1,0 +1,157 @@
+// Command mrouterd is the multicast router daemon: it runs in the foreground, reloads
+// its config on SIGHUP and removes everything it installed on SIGTERM or SIGINT.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/mrouterd/mrouterd/conf"
+	"github.com/mrouterd/mrouterd/router"
+	"github.com/mrouterd/mrouterd/router/api"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type options struct {
+	config, socket      string
+	configGiven         bool
+	check, showVersion  bool
+	logLevel, logFormat string
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fset := flag.NewFlagSet("mrouterd", flag.ContinueOnError)
+	fset.SetOutput(os.Stderr)
+	for _, name := range []string{"c", "config"} {
+		fset.StringVar(&o.config, name, conf.DefaultPath, "config `file` (embedded defaults when the default file is absent)")
+	}
+	for _, name := range []string{"s", "socket"} {
+		fset.StringVar(&o.socket, name, "", "control socket `path` (default "+api.DefaultSocket+", or control.socket from the config)")
+	}
+	fset.BoolVar(&o.check, "check", false, "validate the config, print the effective config and exit")
+	fset.BoolVar(&o.showVersion, "version", false, "print the version and exit")
+	fset.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fset.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	if err := fset.Parse(args); err != nil {
+		return o, err
+	}
+	if fset.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fset.Arg(0))
+	}
+	fset.Visit(func(f *flag.Flag) {
+		if f.Name == "c" || f.Name == "config" {
+			o.configGiven = true
+		}
+	})
+	return o, nil
+}
+
+// loadConfig reads the config file. The default path may be absent (the embedded
+// defaults apply then); a path given on the command line must exist.
+func (o options) loadConfig() (*conf.Config, error) {
+	cfg, err := conf.Load(o.config)
+	if err != nil && !o.configGiven && errors.Is(err, fs.ErrNotExist) {
+		return conf.Default(), nil
+	}
+	return cfg, err
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, hopts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "mrouterd:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	if o.showVersion {
+		fmt.Println("mrouterd", version)
+		return nil
+	}
+	cfg, err := o.loadConfig()
+	if err != nil {
+		return err
+	}
+	if o.check {
+		fmt.Print(cfg.TOML())
+		return nil
+	}
+	log, err := newLogger(o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+
+	r, err := router.New(router.Options{
+		Config: cfg, Socket: o.socket, Version: version, Logger: log, Load: o.loadConfig,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+
+	sd := newNotifier()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reload(ctx, r, sd, log)
+			}
+		}
+	}()
+	go sd.watchdog(ctx, r.Ping)
+
+	err = r.Run(ctx, func() { sd.notify("READY=1\nSTATUS=forwarding") })
+	sd.notify("STOPPING=1")
+	return err
+}
+
+func reload(ctx context.Context, r *router.Router, sd *notifier, log *slog.Logger) {
+	sd.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicMicros()))
+	defer sd.notify("READY=1")
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	summary, err := r.Reload(ctx)
+	if err != nil {
+		log.Error("reload failed; keeping the running config", "err", err)
+		return
+	}
+	log.Info("reloaded", "changes", len(summary))
+}

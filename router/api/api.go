@@ -1,0 +1,151 @@
+// Package api holds the JSON shapes of mrouterd's control API and a client for it.
+// The daemon serves these shapes and mroutectl renders them; fields may be added,
+// never renamed.
+package api
+
+// DefaultSocket is where the daemon listens unless told otherwise.
+const DefaultSocket = "/run/mrouterd/mrouterd.sock"
+
+// SocketEnv, when set, replaces DefaultSocket for clients (the lab sets it per node).
+const SocketEnv = "MROUTERD_SOCKET"
+
+// Paths of the control API.
+const (
+	PathRoutes     = "/v1/routes"
+	PathMFC        = "/v1/mfc"
+	PathInterfaces = "/v1/interfaces"
+	PathStatus     = "/v1/status"
+	PathReload     = "/v1/reload"
+	PathMetrics    = "/metrics"
+)
+
+// Route is one entry of the multicast routing table: what mrouterd wants forwarded.
+type Route struct {
+	Source   string   `json:"source"` // "*" for (*,G)
+	Group    string   `json:"group"`
+	IIF      string   `json:"iif"`
+	OIFs     []string `json:"oifs"`
+	Protocol string   `json:"protocol"` // "static", "igmp", "pim"
+	Flags    []string `json:"flags"`
+	UptimeS  int64    `json:"uptime_s"`
+	ExpiresS int64    `json:"expires_s"` // 0 when the route does not expire
+	Packets  uint64   `json:"packets"`
+	Bytes    uint64   `json:"bytes"`
+}
+
+// Routes is the reply of GET /v1/routes.
+type Routes struct {
+	Routes []Route `json:"routes"`
+}
+
+// MFCEntry is one entry as read back from the kernel.
+type MFCEntry struct {
+	Source  string   `json:"source"`
+	Group   string   `json:"group"`
+	IIF     string   `json:"iif"`
+	OIFs    []string `json:"oifs"`
+	Packets uint64   `json:"packets"`
+	Bytes   uint64   `json:"bytes"`
+	WrongIf uint64   `json:"wrong_if"`
+}
+
+// MFC is the reply of GET /v1/mfc.
+type MFC struct {
+	MFC []MFCEntry `json:"mfc"`
+}
+
+// Interface is one interface mrouterd knows about, with its VIF if it has one.
+type Interface struct {
+	Name       string   `json:"name"`
+	Index      int      `json:"ifindex"`
+	VIF        int      `json:"vif"` // -1 when the interface has no VIF
+	Addresses  []string `json:"addresses"`
+	Up         bool     `json:"up"`
+	IGMP       bool     `json:"igmp"`
+	PIM        bool     `json:"pim"`
+	State      string   `json:"state"` // "active", "down", "disabled", "no-vif"
+	PacketsIn  uint64   `json:"packets_in"`
+	PacketsOut uint64   `json:"packets_out"`
+	BytesIn    uint64   `json:"bytes_in"`
+	BytesOut   uint64   `json:"bytes_out"`
+}
+
+// Interfaces is the reply of GET /v1/interfaces.
+type Interfaces struct {
+	Interfaces []Interface `json:"interfaces"`
+}
+
+// Status is the reply of GET /v1/status.
+type Status struct {
+	Version    string            `json:"version"`
+	UptimeS    int64             `json:"uptime_s"`
+	ConfigFile string            `json:"config_file"`
+	Table      uint32            `json:"table"`
+	VIFs       int               `json:"vifs"`
+	MaxVIFs    int               `json:"max_vifs"`
+	Routes     int               `json:"routes"`
+	Counters   map[string]uint64 `json:"counters"`
+	Warnings   []string          `json:"warnings"`
+}
+
+// Reload is the reply of POST /v1/reload.
+type Reload struct {
+	Changed bool     `json:"changed"`
+	Summary []string `json:"summary"`
+}
+
+// Error is the body of every non-2xx reply.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// More paths of the control API.
+const (
+	PathIGMPGroups   = "/v1/igmp/groups"
+	PathPIMNeighbors = "/v1/pim/neighbors"
+	PathPIMRP        = "/v1/pim/rp"
+)
+
+// IGMPGroup is one group membership learned on one interface.
+type IGMPGroup struct {
+	Interface string   `json:"interface"`
+	Group     string   `json:"group"`
+	Mode      string   `json:"mode"`    // "include" or "exclude"
+	Sources   []string `json:"sources"` // included or excluded, after the mode
+	Version   int      `json:"version"` // the oldest host version heard: 1, 2 or 3
+	Reporter  string   `json:"reporter"`
+	ExpiresS  int64    `json:"expires_s"` // 0 when the membership does not expire
+}
+
+// IGMPGroups is the reply of GET /v1/igmp/groups.
+type IGMPGroups struct {
+	Groups []IGMPGroup `json:"groups"`
+}
+
+// PIMNeighbor is one PIM router heard on one interface.
+type PIMNeighbor struct {
+	Interface    string `json:"interface"`
+	Address      string `json:"address"`
+	UptimeS      int64  `json:"uptime_s"`
+	ExpiresS     int64  `json:"expires_s"` // 0 when the neighbor announced an infinite holdtime
+	DRPriority   uint32 `json:"dr_priority"`
+	GenerationID uint32 `json:"generation_id"`
+	DR           bool   `json:"dr"` // the neighbor is the interface's designated router
+}
+
+// PIMNeighbors is the reply of GET /v1/pim/neighbors.
+type PIMNeighbors struct {
+	Neighbors []PIMNeighbor `json:"neighbors"`
+}
+
+// RPMapping says which rendezvous point serves a range of groups.
+type RPMapping struct {
+	GroupRange string `json:"group_range"`
+	RP         string `json:"rp"`
+	Source     string `json:"source"` // where the mapping came from, e.g. "static"
+}
+
+// RPMappings is the reply of GET /v1/pim/rp.
+type RPMappings struct {
+	RP []RPMapping `json:"rp"`
+}

@@ -1,0 +1,273 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+		"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/mrouterd/mrouterd/mroute"
+	"github.com/mrouterd/mrouterd/router/api"
+)
+
+// counters are named event counts, owned by the loop.
+type counters map[string]uint64
+
+func (c counters) inc(name string) { c[name]++ }
+
+// control is the control API: HTTP on a unix socket, and optionally /metrics on TCP.
+type control struct {
+	servers []*http.Server
+	path    string
+}
+
+func (c *control) Close() {
+	for _, s := range c.servers {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = s.Shutdown(ctx)
+		cancel()
+	}
+	_ = os.Remove(c.path)
+}
+
+func (r *Router) listenControl() (*control, error) {
+	if err := os.MkdirAll(filepath.Dir(r.socket), 0o755); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	// A socket file left by a daemon that died is in the way; a live one answers.
+	if c, err := net.Dial("unix", r.socket); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: another mrouterd is listening there", r.socket)
+	}
+	_ = os.Remove(r.socket)
+	ln, err := net.Listen("unix", r.socket)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(r.socket, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	c := &control{path: r.socket}
+	c.serve(ln, r.handler())
+	if addr := r.cfg.Control.Metrics; addr != "" {
+		tcp, err := net.Listen("tcp", addr)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("metrics listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET "+api.PathMetrics, r.serveMetrics)
+		c.serve(tcp, mux)
+	}
+	return c, nil
+}
+
+func (c *control) serve(ln net.Listener, h http.Handler) {
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	c.servers = append(c.servers, s)
+	go func() { _ = s.Serve(ln) }()
+}
+
+func (r *Router) handler() http.Handler {
+	mux := http.NewServeMux()
+	view := func(path string, build func() any) {
+		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, req *http.Request) {
+			var v any
+			if err := r.call(req.Context(), func() { v = build() }); err != nil {
+				writeError(w, http.StatusServiceUnavailable, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, v)
+		})
+	}
+	view(api.PathRoutes, func() any { return r.routesView() })
+	view(api.PathMFC, func() any { return r.mfcView() })
+	view(api.PathInterfaces, func() any { return r.interfacesView() })
+	view(api.PathStatus, func() any { return r.statusView() })
+	mux.HandleFunc("POST "+api.PathReload, func(w http.ResponseWriter, req *http.Request) {
+		summary, err := r.Reload(req.Context())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, api.Reload{Changed: len(summary) > 0, Summary: nonNil(summary)})
+	})
+	mux.HandleFunc("GET "+api.PathMetrics, r.serveMetrics)
+	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
+		r.countOutsideLoop(req.Context(), "control_bad_requests")
+		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", req.Method, req.URL.Path))
+	})
+	return mux
+}
+
+// countOutsideLoop counts an event seen by a control goroutine.
+func (r *Router) countOutsideLoop(ctx context.Context, name string) {
+	_ = r.call(ctx, func() { r.counters.inc(name) })
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, api.Error{Error: err.Error()})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (r *Router) routesView() api.Routes {
+	r.refreshKernel()
+	now := time.Now()
+	out := api.Routes{Routes: make([]api.Route, 0, len(r.routes))}
+	for key, rt := range r.routes {
+		v := api.Route{
+			Source: "*", Group: key.Group.String(), IIF: rt.iif, OIFs: nonNil(slices.Clone(rt.oifs)),
+			Protocol: rt.protocol, Flags: r.routeFlags(rt),
+			UptimeS:  int64(now.Sub(rt.created).Seconds()),
+			ExpiresS: int64(r.expiresIn(rt, now).Seconds()),
+		}
+		if key.Source.IsValid() {
+			v.Source = key.Source.String()
+		}
+		if k, ok := r.kernelByKey[key]; ok {
+			v.Packets, v.Bytes = k.Packets, k.Bytes
+		}
+		out.Routes = append(out.Routes, v)
+	}
+	slices.SortFunc(out.Routes, func(a, b api.Route) int {
+		return compareSG(a.Source, a.Group, b.Source, b.Group)
+	})
+	return out
+}
+
+// routeFlags explains a route's state in a word or two each.
+func (r *Router) routeFlags(rt *route) []string {
+	flags := []string{}
+	if rt.template {
+		flags = append(flags, "template")
+	}
+	if rt.learned != nil {
+		flags = append(flags, "learned")
+	}
+	if !rt.template {
+		if _, ok := r.kernelByKey[rt.key]; ok {
+			flags = append(flags, "installed")
+		} else {
+			flags = append(flags, "pending")
+		}
+	}
+	return flags
+}
+
+func (r *Router) mfcView() api.MFC {
+	entries, err := mroute.Dump(r.cfg.Router.Table)
+	out := api.MFC{MFC: make([]api.MFCEntry, 0, len(entries))}
+	if err != nil {
+		r.counters.inc("mfc_dump_errors")
+		return out
+	}
+	for _, e := range entries {
+		v := api.MFCEntry{
+			Source: e.Source.String(), Group: e.Group.String(), IIF: r.nameOf(e.IIF),
+			OIFs: []string{}, Packets: e.Packets, Bytes: e.Bytes, WrongIf: e.WrongIf,
+		}
+		for _, o := range e.OIFs {
+			v.OIFs = append(v.OIFs, r.nameOf(o))
+		}
+		out.MFC = append(out.MFC, v)
+	}
+	slices.SortFunc(out.MFC, func(a, b api.MFCEntry) int {
+		return compareSG(a.Source, a.Group, b.Source, b.Group)
+	})
+	return out
+}
+
+func (r *Router) nameOf(index int) string {
+	if ifc := r.byIndex(index); ifc != nil {
+		return ifc.name
+	}
+	if index == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("if%d", index)
+}
+
+func (r *Router) interfacesView() api.Interfaces {
+	out := api.Interfaces{Interfaces: make([]api.Interface, 0, len(r.ifaces))}
+	for _, ifc := range r.ifaces {
+		settings, enabled := r.cfg.InterfaceFor(ifc.name)
+		v := api.Interface{
+			Name: ifc.name, Index: ifc.index, VIF: ifc.vif, Addresses: []string{},
+			Up: ifc.flags&net.FlagUp != 0, IGMP: enabled && settings.IGMP, PIM: enabled && settings.PIM,
+		}
+		for _, a := range ifc.addresses {
+			v.Addresses = append(v.Addresses, a.String())
+		}
+		switch {
+		case ifc.hasVIF():
+			v.State = "active"
+			if c, err := r.mrt.VIFCount(uint16(ifc.vif)); err == nil {
+				v.PacketsIn, v.PacketsOut, v.BytesIn, v.BytesOut = c.PacketsIn, c.PacketsOut, c.BytesIn, c.BytesOut
+			}
+		case !enabled:
+			v.State = "disabled"
+		case !v.Up:
+			v.State = "down"
+		default:
+			v.State = "no-vif"
+		}
+		out.Interfaces = append(out.Interfaces, v)
+	}
+	slices.SortFunc(out.Interfaces, func(a, b api.Interface) int { return a.Index - b.Index })
+	return out
+}
+
+func (r *Router) statusView() api.Status {
+	cs := make(map[string]uint64, len(r.counters)+2)
+	for k, v := range r.counters {
+		cs[k] = v
+	}
+	cs["upcall_read_errors"] = r.readErrors.Load()
+	cs["upcall_queue_full"] = r.queueFull.Load()
+	installed := 0
+	for _, rt := range r.routes {
+		if rt.installable() {
+			installed++
+		}
+	}
+	return api.Status{
+		Version: r.version, UptimeS: int64(time.Since(r.started).Seconds()),
+		ConfigFile: r.cfg.File, Table: r.cfg.Router.Table,
+		VIFs: r.vifs.Used(), MaxVIFs: mroute.MaxVIFs, Routes: installed,
+		Counters: cs, Warnings: nonNil(r.warnings()),
+	}
+}
+
+// compareSG orders by group, then source, with "*" first.
+func compareSG(s1, g1, s2, g2 string) int {
+	if c := compareAddr(g1, g2); c != 0 {
+		return c
+	}
+	return compareAddr(s1, s2)
+}
+
+// compareAddr orders addresses numerically; "*" parses to the zero Addr, which sorts first.
+func compareAddr(a, b string) int {
+	pa, _ := netip.ParseAddr(a)
+	pb, _ := netip.ParseAddr(b)
+	return pa.Compare(pb)
+}

@@ -1,0 +1,299 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/mrouterd/mrouterd/mroute"
+)
+
+// iface is one network interface as the kernel reports it, and its VIF if it has one.
+type iface struct {
+	name      string
+	index     int
+	flags     net.Flags
+	addresses []netip.Prefix
+	register  bool // the pimreg device, which only a register VIF may use
+	vif       int  // -1 when the interface has no VIF
+}
+
+func (i *iface) hasVIF() bool { return i.vif >= 0 }
+
+// netlinkEvent is one change from the kernel's link and address notifications, or a
+// request for a full resync after the subscription broke.
+type netlinkEvent struct {
+	link   *netlink.LinkUpdate
+	addr   *netlink.AddrUpdate
+	resync bool
+}
+
+// watchNetlink follows link and address changes. When a subscription breaks (socket
+// overflow, error), it subscribes again and asks the loop for a full resync, since
+// notifications may have been lost.
+func (r *Router) watchNetlink(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for first := true; ctx.Err() == nil; first = false {
+		done := make(chan struct{})
+		links := make(chan netlink.LinkUpdate, 64)
+		addrs := make(chan netlink.AddrUpdate, 64)
+		errs := func(err error) { r.log.Warn("netlink subscription", "err", err) }
+		err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{
+			ErrorCallback: errs, ReceiveBufferSize: 1 << 20})
+		if err == nil {
+			err = netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{
+				ErrorCallback: errs, ReceiveBufferSize: 1 << 20})
+		}
+		if err != nil {
+			close(done)
+			r.log.Error("netlink subscribe", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		if !first {
+			r.send(ctx, netlinkEvent{resync: true})
+		}
+		r.forwardNetlink(ctx, links, addrs)
+		close(done)
+		// Drain so the library's reader goroutines can finish.
+		for range links {
+		}
+		for range addrs {
+		}
+	}
+}
+
+// forwardNetlink passes updates to the loop until either subscription closes.
+func (r *Router) forwardNetlink(ctx context.Context, links <-chan netlink.LinkUpdate, addrs <-chan netlink.AddrUpdate) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case u, ok := <-links:
+			if !ok {
+				return
+			}
+			r.send(ctx, netlinkEvent{link: &u})
+		case u, ok := <-addrs:
+			if !ok {
+				return
+			}
+			r.send(ctx, netlinkEvent{addr: &u})
+		}
+	}
+}
+
+func (r *Router) send(ctx context.Context, ev netlinkEvent) {
+	select {
+	case r.netlink <- ev:
+	case <-ctx.Done():
+	}
+}
+
+func (r *Router) handleNetlink(ev netlinkEvent) {
+	switch {
+	case ev.resync:
+		r.counters.inc("netlink_resyncs")
+		if err := r.syncInterfaces(); err != nil {
+			r.log.Error("interface resync", "err", err)
+		}
+	case ev.link != nil:
+		attrs := ev.link.Link.Attrs()
+		if ev.link.Header.Type == unix.RTM_DELLINK {
+			r.linkGone(attrs.Index)
+			return
+		}
+		r.linkSeen(attrs, isRegister(ev.link.Link))
+	case ev.addr != nil:
+		r.addrChanged(ev.addr.LinkIndex, ev.addr.LinkAddress, ev.addr.NewAddr)
+	}
+}
+
+func isRegister(l netlink.Link) bool {
+	return l.Type() == "pimreg" || l.Attrs().Name == "pimreg"
+}
+
+// syncInterfaces lists every link and address and makes the router's view match it:
+// at start and whenever notifications may have been lost.
+func (r *Router) syncInterfaces() error {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return err
+	}
+	present := make(map[int]bool, len(links))
+	for _, l := range links {
+		present[l.Attrs().Index] = true
+		r.linkSeen(l.Attrs(), isRegister(l))
+	}
+	for _, ifc := range r.ifaces {
+		if !present[ifc.index] {
+			r.linkGone(ifc.index)
+		}
+	}
+	addrs, err := netlink.AddrList(nil, unix.AF_INET)
+	if err != nil {
+		return err
+	}
+	byIndex := make(map[int][]netip.Prefix)
+	for _, a := range addrs {
+		if p, ok := toPrefix(*a.IPNet); ok {
+			byIndex[a.LinkIndex] = append(byIndex[a.LinkIndex], p)
+		}
+	}
+	for _, ifc := range r.ifaces {
+		ifc.addresses = byIndex[ifc.index]
+		sortPrefixes(ifc.addresses)
+	}
+	return nil
+}
+
+// linkSeen records a link's current state; a link that reappears under a new ifindex
+// (deleted and created again) gives up its old VIF first.
+func (r *Router) linkSeen(attrs *netlink.LinkAttrs, register bool) {
+	if old := r.byIndex(attrs.Index); old != nil && old.name != attrs.Name {
+		r.log.Info("interface renamed", "from", old.name, "to", attrs.Name)
+		r.removeInterface(old)
+	}
+	ifc := r.ifaces[attrs.Name]
+	if ifc != nil && ifc.index != attrs.Index {
+		r.log.Info("interface index changed", "interface", attrs.Name, "from", ifc.index, "to", attrs.Index)
+		r.removeInterface(ifc)
+		ifc = nil
+	}
+	if ifc == nil {
+		ifc = &iface{name: attrs.Name, index: attrs.Index, vif: -1}
+		r.ifaces[attrs.Name] = ifc
+	}
+	ifc.flags = attrs.Flags
+	ifc.register = register
+	r.updateVIF(ifc)
+}
+
+func (r *Router) linkGone(index int) {
+	if ifc := r.byIndex(index); ifc != nil {
+		r.log.Info("interface removed", "interface", ifc.name)
+		r.removeInterface(ifc)
+	}
+}
+
+func (r *Router) removeInterface(ifc *iface) {
+	r.releaseVIF(ifc)
+	delete(r.ifaces, ifc.name)
+}
+
+func (r *Router) addrChanged(index int, ipnet net.IPNet, added bool) {
+	ifc := r.byIndex(index)
+	p, ok := toPrefix(ipnet)
+	if ifc == nil || !ok {
+		return
+	}
+	ifc.addresses = slices.DeleteFunc(ifc.addresses, func(q netip.Prefix) bool { return q == p })
+	if added {
+		ifc.addresses = append(ifc.addresses, p)
+		sortPrefixes(ifc.addresses)
+	}
+}
+
+func (r *Router) byIndex(index int) *iface {
+	for _, ifc := range r.ifaces {
+		if ifc.index == index {
+			return ifc
+		}
+	}
+	return nil
+}
+
+// wantsVIF says whether the config and the link's state call for a VIF: the link is
+// up, can do multicast, is not loopback, and a config block enables it.
+func (r *Router) wantsVIF(ifc *iface) bool {
+	if ifc.register || ifc.flags&net.FlagUp == 0 || ifc.flags&net.FlagLoopback != 0 ||
+		ifc.flags&net.FlagMulticast == 0 {
+		return false
+	}
+	_, ok := r.cfg.InterfaceFor(ifc.name)
+	return ok
+}
+
+// updateVIF adds or removes the interface's VIF to match wantsVIF.
+func (r *Router) updateVIF(ifc *iface) {
+	want := r.wantsVIF(ifc)
+	switch {
+	case want && !ifc.hasVIF():
+		r.addVIF(ifc)
+	case !want && ifc.hasVIF():
+		r.releaseVIF(ifc)
+	}
+}
+
+func (r *Router) addVIF(ifc *iface) {
+	vif, err := r.vifs.Alloc(ifc.name)
+	if err != nil {
+		r.counters.inc("vif_exhausted")
+		r.log.Error("no VIF for interface", "interface", ifc.name, "err", err)
+		return
+	}
+	if err := r.mrt.AddVIF(mroute.VIF{Index: vif, IfIndex: ifc.index, Threshold: 1}); err != nil {
+		r.vifs.Free(vif)
+		r.counters.inc("vif_errors")
+		r.log.Error("add VIF", "interface", ifc.name, "err", err)
+		return
+	}
+	ifc.vif = int(vif)
+	r.log.Info("interface active", "interface", ifc.name, "ifindex", ifc.index, "vif", vif)
+	r.reconcileWanted = true
+}
+
+// releaseVIF deletes the interface's VIF. The kernel has already removed it when the
+// device itself went away, so "no such VIF" is expected then.
+func (r *Router) releaseVIF(ifc *iface) {
+	if !ifc.hasVIF() {
+		return
+	}
+	vif := uint16(ifc.vif)
+	if err := r.mrt.DelVIF(vif); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+		r.log.Warn("delete VIF", "interface", ifc.name, "vif", vif, "err", err)
+	}
+	r.vifs.Free(vif)
+	ifc.vif = -1
+	r.log.Info("interface inactive", "interface", ifc.name, "vif", vif)
+	r.reconcileWanted = true
+}
+
+func toPrefix(n net.IPNet) (netip.Prefix, bool) {
+	addr, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	addr = addr.Unmap()
+	if !addr.Is4() {
+		return netip.Prefix{}, false
+	}
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(addr, ones), true
+}
+
+func sortPrefixes(ps []netip.Prefix) {
+	slices.SortFunc(ps, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+}
+
+// sortedInterfaces lists the interfaces by ifindex, for stable output.
+func (r *Router) sortedInterfaces() []*iface {
+	out := make([]*iface, 0, len(r.ifaces))
+	for _, ifc := range r.ifaces {
+		out = append(out, ifc)
+	}
+	slices.SortFunc(out, func(a, b *iface) int { return a.index - b.index })
+	return out
+}

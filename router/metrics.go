@@ -1,0 +1,64 @@
+package router
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/mrouterd/mrouterd/router/api"
+)
+
+// serveMetrics writes the Prometheus text exposition format by hand: a handful of
+// gauges and counters do not justify a client library.
+func (r *Router) serveMetrics(w http.ResponseWriter, req *http.Request) {
+	var st api.Status
+	var ifs api.Interfaces
+	if err := r.call(req.Context(), func() { st, ifs = r.statusView(), r.interfacesView() }); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	b := bufio.NewWriter(w)
+	defer b.Flush()
+
+	metric := func(name, kind, help string) {
+		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, kind)
+	}
+	metric("mrouterd_uptime_seconds", "gauge", "Seconds since the daemon started.")
+	fmt.Fprintf(b, "mrouterd_uptime_seconds %d\n", st.UptimeS)
+	metric("mrouterd_routes", "gauge", "Routes meant for the kernel's MFC.")
+	fmt.Fprintf(b, "mrouterd_routes %d\n", st.Routes)
+	metric("mrouterd_vifs", "gauge", "VIFs in use.")
+	fmt.Fprintf(b, "mrouterd_vifs %d\n", st.VIFs)
+	metric("mrouterd_vifs_max", "gauge", "VIFs the kernel allows per table.")
+	fmt.Fprintf(b, "mrouterd_vifs_max %d\n", st.MaxVIFs)
+	metric("mrouterd_warnings", "gauge", "Misconfigurations found (see mroutectl show status).")
+	fmt.Fprintf(b, "mrouterd_warnings %d\n", len(st.Warnings))
+
+	metric("mrouterd_events_total", "counter", "Events by kind: upcalls, route changes, errors, malformed input.")
+	names := make([]string, 0, len(st.Counters))
+	for name := range st.Counters {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		fmt.Fprintf(b, "mrouterd_events_total{event=%s} %d\n", strconv.Quote(name), st.Counters[name])
+	}
+
+	metric("mrouterd_vif_packets_total", "counter", "Packets through each VIF, by direction.")
+	for _, i := range ifs.Interfaces {
+		if i.VIF >= 0 {
+			fmt.Fprintf(b, "mrouterd_vif_packets_total{interface=%q,direction=\"in\"} %d\n", i.Name, i.PacketsIn)
+			fmt.Fprintf(b, "mrouterd_vif_packets_total{interface=%q,direction=\"out\"} %d\n", i.Name, i.PacketsOut)
+		}
+	}
+	metric("mrouterd_vif_bytes_total", "counter", "Bytes through each VIF, by direction.")
+	for _, i := range ifs.Interfaces {
+		if i.VIF >= 0 {
+			fmt.Fprintf(b, "mrouterd_vif_bytes_total{interface=%q,direction=\"in\"} %d\n", i.Name, i.BytesIn)
+			fmt.Fprintf(b, "mrouterd_vif_bytes_total{interface=%q,direction=\"out\"} %d\n", i.Name, i.BytesOut)
+		}
+	}
+}

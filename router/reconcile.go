@@ -1,0 +1,109 @@
+package router
+
+import (
+	"slices"
+
+	"github.com/mrouterd/mrouterd/mroute"
+)
+
+// desiredEntry is an MFC entry as the router wants the kernel to hold it, both in VIF
+// numbers (to program it) and in ifindexes (to compare with the kernel's dump).
+type desiredEntry struct {
+	mfc      mroute.MFC
+	iifIndex int
+	oifIndex []int
+}
+
+// desired computes the MFC entries the routes call for. A route whose incoming
+// interface has no VIF cannot be installed; outgoing interfaces without a VIF are left
+// out until they get one.
+func (r *Router) desired() map[sgKey]desiredEntry {
+	out := make(map[sgKey]desiredEntry, len(r.routes))
+	for key, rt := range r.routes {
+		if !rt.installable() {
+			continue
+		}
+		in := r.ifaces[rt.iif]
+		if in == nil || !in.hasVIF() {
+			continue
+		}
+		e := desiredEntry{
+			mfc:      mroute.MFC{Source: key.Source, Group: key.Group, IIF: uint16(in.vif)},
+			iifIndex: in.index,
+		}
+		for _, name := range rt.oifs {
+			out := r.ifaces[name]
+			if out == nil || !out.hasVIF() || out == in {
+				continue
+			}
+			e.mfc.OIFs = append(e.mfc.OIFs, uint16(out.vif))
+			e.oifIndex = append(e.oifIndex, out.index)
+		}
+		slices.Sort(e.oifIndex)
+		out[key] = e
+	}
+	return out
+}
+
+// refreshKernel reads the kernel's MFC for this table.
+func (r *Router) refreshKernel() bool {
+	entries, err := mroute.Dump(r.cfg.Router.Table)
+	if err != nil {
+		r.counters.inc("mfc_dump_errors")
+		r.log.Error("read kernel MFC", "err", err)
+		return false
+	}
+	clear(r.kernelByKey)
+	for _, e := range entries {
+		if e.Unresolved {
+			continue
+		}
+		r.kernelByKey[sgKey{Source: e.Source, Group: e.Group}] = e
+	}
+	return true
+}
+
+// reconcile makes the kernel's MFC equal to the desired entries, touching only the
+// entries that differ. why is "start", "change" or "periodic": outside a change,
+// any difference is drift and is logged as such.
+func (r *Router) reconcile(why string) {
+	r.reconcileWanted = false
+	if !r.refreshKernel() {
+		r.reconcileWanted = true // try again on the next event or tick
+		return
+	}
+	drift := why == "periodic"
+	want := r.desired()
+	for key, d := range want {
+		k, ok := r.kernelByKey[key]
+		if ok && k.IIF == d.iifIndex && slices.Equal(k.OIFs, d.oifIndex) {
+			continue
+		}
+		if drift {
+			r.counters.inc("mfc_drift")
+			r.log.Warn("kernel MFC drifted; reinstalling", "route", key.String(), "present", ok)
+		}
+		if err := r.mrt.AddMFC(d.mfc); err != nil {
+			r.counters.inc("mfc_errors")
+			r.log.Error("install MFC entry", "route", key.String(), "err", err)
+			continue
+		}
+		r.counters.inc("mfc_added")
+	}
+	for key := range r.kernelByKey {
+		if _, ok := want[key]; ok {
+			continue
+		}
+		if drift {
+			r.counters.inc("mfc_drift")
+			r.log.Warn("kernel MFC holds an entry nobody wants; removing", "route", key.String())
+		}
+		if err := r.mrt.DelMFC(key.Source, key.Group); err != nil {
+			r.counters.inc("mfc_errors")
+			r.log.Error("remove MFC entry", "route", key.String(), "err", err)
+			continue
+		}
+		r.counters.inc("mfc_deleted")
+		delete(r.kernelByKey, key)
+	}
+}

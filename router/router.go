@@ -1,0 +1,274 @@
+// Package router owns mrouterd's routing state. One goroutine, the loop, holds every
+// map; socket readers, netlink watchers and the control API hand it work through
+// channels. It merges the configured and learned routes into desired (S,G) entries and
+// reconciles them with the kernel through package mroute.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/mrouterd/mrouterd/conf"
+	"github.com/mrouterd/mrouterd/mroute"
+)
+
+// Options are what the daemon's command line hands the router.
+type Options struct {
+	Config  *conf.Config
+	Socket  string // control socket path; overrides the config when set
+	Version string
+	Logger  *slog.Logger
+	// Reload, when set, is called on POST /v1/reload and SIGHUP to read the config anew.
+	Load func() (*conf.Config, error)
+}
+
+// Router is the daemon's state and its loop.
+type Router struct {
+	log     *slog.Logger
+	cfg     *conf.Config
+	load    func() (*conf.Config, error)
+	version string
+	socket  string
+	started time.Time
+
+	mrt    *mroute.Socket
+	vifs   *mroute.VIFTable
+	ifaces map[string]*iface // by name
+	routes map[sgKey]*route  // static and learned entries, (*,G) templates included
+
+	counters counters
+	// The socket reader counts on its own goroutine, so its counters are atomic.
+	readErrors, queueFull atomic.Uint64
+	// kernelByKey is the last MFC dump, used for counters and idle detection.
+	kernelByKey map[sgKey]mroute.KernelEntry
+
+	// calls carries work from other goroutines into the loop.
+	calls   chan func()
+	upcalls chan mroute.Upcall
+	netlink chan netlinkEvent
+
+	reconcileWanted bool
+}
+
+// sgKey names an (S,G) entry; Source is the zero Addr for (*,G).
+type sgKey struct {
+	Source, Group netip.Addr
+}
+
+func (k sgKey) String() string {
+	if !k.Source.IsValid() {
+		return "(*," + k.Group.String() + ")"
+	}
+	return "(" + k.Source.String() + "," + k.Group.String() + ")"
+}
+
+// New opens the kernel's multicast routing table and prepares the router. It fails
+// when another daemon owns the table.
+func New(opts Options) (*Router, error) {
+	if opts.Config == nil {
+		return nil, errors.New("router: no config")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	mrt, err := mroute.Open(opts.Config.Router.Table)
+	if err != nil {
+		return nil, err
+	}
+	socket := opts.Socket
+	if socket == "" {
+		socket = opts.Config.Control.Socket
+	}
+	r := &Router{
+		log:         log,
+		cfg:         opts.Config,
+		load:        opts.Load,
+		version:     opts.Version,
+		socket:      socket,
+		started:     time.Now(),
+		mrt:         mrt,
+		vifs:        mroute.NewVIFTable(),
+		ifaces:      make(map[string]*iface),
+		routes:      make(map[sgKey]*route),
+		counters:    make(counters),
+		kernelByKey: make(map[sgKey]mroute.KernelEntry),
+		calls:       make(chan func()),
+		upcalls:     make(chan mroute.Upcall, 1024),
+		netlink:     make(chan netlinkEvent, 256),
+	}
+	r.setStaticRoutes(opts.Config.Static)
+	return r, nil
+}
+
+// Run serves until ctx is done, then removes everything it installed. ready is called
+// once the router has synced with the kernel and the control API is listening.
+func (r *Router) Run(ctx context.Context, ready func()) error {
+	defer r.shutdown()
+
+	ctl, err := r.listenControl()
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+
+	loopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go r.readUpcalls(loopCtx)
+	go r.watchNetlink(loopCtx)
+
+	if err := r.syncInterfaces(); err != nil {
+		return err
+	}
+	r.reconcile("start")
+	r.warnMisconfigurations()
+	if ready != nil {
+		ready()
+	}
+	r.log.Info("mrouterd running", "table", r.cfg.Router.Table, "socket", r.socket,
+		"interfaces", len(r.ifaces), "vifs", r.vifs.Used())
+	return r.loop(loopCtx)
+}
+
+func (r *Router) loop(ctx context.Context) error {
+	resync := time.NewTimer(r.cfg.Router.ResyncInterval)
+	defer resync.Stop()
+	sweep := time.NewTimer(r.sweepInterval())
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case fn := <-r.calls:
+			fn()
+		case u := <-r.upcalls:
+			r.handleUpcall(u)
+		case ev := <-r.netlink:
+			r.handleNetlink(ev)
+		case <-resync.C:
+			r.reconcile("periodic")
+			resync.Reset(r.cfg.Router.ResyncInterval)
+		case <-sweep.C:
+			r.expireIdle(time.Now())
+			sweep.Reset(r.sweepInterval())
+		}
+		if r.reconcileWanted {
+			r.reconcile("change")
+		}
+	}
+}
+
+// sweepInterval is how often learned entries are checked for traffic: often enough
+// that an idle entry goes within a third of its timeout of expiring.
+func (r *Router) sweepInterval() time.Duration {
+	return max(r.cfg.Router.IdleTimeout/3, 100*time.Millisecond)
+}
+
+// call runs fn in the loop and waits for it, so the control API reads state safely.
+func (r *Router) call(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	select {
+	case r.calls <- func() { fn(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Ping returns once the loop has served a request; the systemd watchdog uses it to
+// prove the loop is alive, not just the process.
+func (r *Router) Ping(ctx context.Context) error {
+	return r.call(ctx, func() {})
+}
+
+// Reload reads the config again and applies the difference.
+func (r *Router) Reload(ctx context.Context) ([]string, error) {
+	if r.load == nil {
+		return nil, errors.New("reload: the daemon runs on embedded defaults; start it with -c to reload a file")
+	}
+	next, err := r.load()
+	if err != nil {
+		r.counters.inc("reload_failed")
+		return nil, err
+	}
+	var summary []string
+	var applyErr error
+	if err := r.call(ctx, func() { summary, applyErr = r.apply(next) }); err != nil {
+		return nil, err
+	}
+	return summary, applyErr
+}
+
+// apply switches to a new config, keeping everything that did not change untouched:
+// unchanged routes are not reinstalled and keep their kernel counters.
+func (r *Router) apply(next *conf.Config) ([]string, error) {
+	if next.Router.Table != r.cfg.Router.Table {
+		r.counters.inc("reload_failed")
+		return nil, fmt.Errorf("reload: router.table cannot change while running (%d -> %d); restart the daemon",
+			r.cfg.Router.Table, next.Router.Table)
+	}
+	summary := conf.Diff(r.cfg, next)
+	r.cfg = next
+	r.counters.inc("reloads")
+	if len(summary) == 0 {
+		return nil, nil
+	}
+	for _, line := range summary {
+		r.log.Info("reload", "change", line)
+	}
+	r.setStaticRoutes(next.Static)
+	for _, ifc := range r.ifaces {
+		r.updateVIF(ifc)
+	}
+	r.reconcileWanted = true
+	return summary, nil
+}
+
+// shutdown removes every VIF and MFC entry this daemon installed and releases the
+// table, so a stopped daemon leaves nothing forwarding behind.
+func (r *Router) shutdown() {
+	if err := r.mrt.Flush(mroute.FlushMFC | mroute.FlushVIFs); err != nil {
+		r.log.Warn("flush on exit", "err", err)
+	}
+	if err := r.mrt.Close(); err != nil {
+		r.log.Warn("close multicast routing socket", "err", err)
+	}
+	r.log.Info("mrouterd stopped")
+}
+
+// readUpcalls reads the multicast routing socket and hands upcalls to the loop.
+func (r *Router) readUpcalls(ctx context.Context) {
+	buf := make([]byte, 65536)
+	for {
+		msg, err := r.mrt.Read(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+				return
+			}
+			r.readErrors.Add(1)
+			r.log.Warn("read multicast routing socket", "err", err)
+			continue
+		}
+		if msg.Upcall == nil {
+			continue // IGMP and other packets have no reader yet
+		}
+		select {
+		case r.upcalls <- *msg.Upcall:
+		case <-ctx.Done():
+			return
+		default:
+			r.queueFull.Add(1)
+		}
+	}
+}

@@ -1,0 +1,85 @@
+package lab
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// Deploy loads the topology at topoPath and deploys it with DeployTopology.
+func Deploy(t testing.TB, topoPath string, opts Options) *Lab {
+	t.Helper()
+	RequireRoot(t)
+	topo, err := Load(topoPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return DeployTopology(t, topo, opts)
+}
+
+// DeployTopology brings topo up for t, typically a loaded file that the test adjusted,
+// and tears it down when t ends. When t has failed by then, it first logs what helps to
+// see why: each daemon's log tail, and each router's multicast routes and links.
+func DeployTopology(t testing.TB, topo *Topology, opts Options) *Lab {
+	t.Helper()
+	RequireRoot(t)
+	if opts.Log == nil {
+		opts.Log = testLogWriter{t}
+	}
+	l, err := Up(topo, opts)
+	if err != nil {
+		t.Fatalf("lab up %s: %v", topo.Name, err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			l.logDiagnostics(t)
+		}
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down %s: %v", l.Prefix, err)
+		}
+	})
+	return l
+}
+
+// logDiagnostics logs, best effort, the state of every node that runs mrouterd.
+func (l *Lab) logDiagnostics(t testing.TB) {
+	for _, name := range l.Topo.NodeOrder {
+		if !l.Topo.Nodes[name].Daemon() {
+			continue
+		}
+		t.Logf("=== %s: mrouterd log (last 40 lines of %s)\n%s", name, l.DaemonLogPath(name), tail(l.DaemonLog(name), 40))
+		for _, args := range [][]string{{"ip", "mroute", "show"}, {"ip", "-d", "link"}} {
+			out, err := l.Exec(name, args...)
+			if err != nil {
+				out = err.Error()
+			}
+			t.Logf("=== %s: %s\n%s", name, strings.Join(args, " "), out)
+		}
+	}
+}
+
+// testLogWriter turns the lab's progress lines into test log lines.
+type testLogWriter struct{ t testing.TB }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// WaitFor polls cond every 50ms until it holds, failing t after timeout with what and
+// the detail cond returned last.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, detail)
+		}
+		time.Sleep(pollInterval)
+	}
+}
