@@ -279,6 +279,7 @@ func TestErrors(t *testing.T) {
 		// Unknown keys.
 		{"unknown top-level key", "foo = 1\n", "r1.toml:1: foo: unknown key"},
 		{"unknown top-level table", "\n[routing]\ntable = 1\n", "r1.toml:2: routing: unknown key"},
+		{"crlf", "[router]\r\ntable = 1\r\n\r\ntabel = 2\r\n", "r1.toml:4: router.tabel: unknown key"},
 		{"unknown key in table", "[router]\ntable = 1\n\ntabel = 2\n", "r1.toml:4: router.tabel: unknown key"},
 		{"unknown key in interface", "[[interface]]\nmatch = \"a\"\n[[interface]]\nmatch = \"b\"\nigmpp = false\n", "r1.toml:5: interface[1].igmpp: unknown key"},
 		{"unknown key in rp", "[pim]\n[[pim.rp]]\naddress = \"10.0.0.1\"\n[[pim.rp]]\naddress = \"10.0.0.2\"\ngroup = [\"239.0.0.0/8\"]\n", "r1.toml:6: pim.rp[1].group: unknown key"},
@@ -323,7 +324,7 @@ func TestErrors(t *testing.T) {
 		{"version", "[igmp]\nversion = 1\n", "r1.toml:2: igmp.version: 1 is not supported; use 2 or 3"},
 		{"robustness zero", "[igmp]\nrobustness = 0\n", "r1.toml:2: igmp.robustness: 0 is out of range 1..7"},
 		{"robustness too big", "[igmp]\nrobustness = 8\n", "r1.toml:2: igmp.robustness: 8 is out of range 1..7"},
-		{"max-groups", "[igmp]\nmax-groups = 0\n", "r1.toml:2: igmp.max-groups: 0: must be at least 1"},
+		{"max-groups", "[igmp]\nmax-groups = 0\n", "r1.toml:2: igmp.max-groups: must be at least 1, got 0"},
 		{"response not below query", "[igmp]\nquery-interval = \"10s\"\nquery-response-interval = \"10s\"\n", "r1.toml:3: igmp.query-response-interval: 10s must be less than igmp.query-interval (10s)"},
 		{"response vs default query", "[igmp]\nquery-response-interval = \"200s\"\n", "r1.toml:2: igmp.query-response-interval: 200s must be less than igmp.query-interval (125s)"},
 		{"response vs query set alone", "[igmp]\nquery-interval = \"5s\"\n", "r1.toml:1: igmp.query-response-interval: 10s must be less than igmp.query-interval (5s)"},
@@ -343,7 +344,7 @@ func TestErrors(t *testing.T) {
 		{"ssm-range no length", "[pim]\nssm-range = \"232.1.2.3\"\n", `r1.toml:2: pim.ssm-range: invalid prefix "232.1.2.3": write address/length, such as "232.1.2.3/32"`},
 		{"ssm-range garbage", "[pim]\nssm-range = \"232/8\"\n", `r1.toml:2: pim.ssm-range: invalid prefix "232/8"`},
 		{"ssm-range ipv6", "[pim]\nssm-range = \"ff3e::/32\"\n", "r1.toml:2: pim.ssm-range: ff3e::/32 is not an IPv4 prefix"},
-		{"spt-switchover", "[pim]\nspt-switchover = \"sometimes\"\n", `r1.toml:2: pim.spt-switchover: "sometimes": must be "immediate" or "never"`},
+		{"spt-switchover", "[pim]\nspt-switchover = \"sometimes\"\n", `r1.toml:2: pim.spt-switchover: must be "immediate" or "never", got "sometimes"`},
 		{"register-accept host bits", "[pim]\nregister-accept = [\"10.1.0.0/8\"]\n", "r1.toml:2: pim.register-accept[0]: 10.1.0.0/8 has host bits set; did you mean 10.0.0.0/8?"},
 
 		// [[pim.rp]]
@@ -409,6 +410,28 @@ func TestErrors(t *testing.T) {
 				t.Errorf("error %v is not a *conf.Error for r1.toml", err)
 			}
 		})
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	tests := []struct {
+		err  Error
+		want string
+	}{
+		{Error{File: "r1.toml", Line: 3, Key: "a.b", Reason: "bad"}, "r1.toml:3: a.b: bad"},
+		{Error{File: "r1.toml", Key: "a.b", Reason: "bad"}, "r1.toml: a.b: bad"},
+		{Error{File: "r1.toml", Line: 3, Reason: "bad"}, "r1.toml:3: bad"},
+		{Error{Line: 3, Key: "a.b", Reason: "bad"}, "line 3: a.b: bad"},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
+	}
+	// Control characters from the input never break a message across lines.
+	_, err := Parse("r1.toml", []byte("[[static]]\ngroup = \"239.1.1.1\"\niif = \"a\\nb\"\noifs = [\"c\"]\n"))
+	if want := `r1.toml:3: static[0].iif: "a\nb" is not a valid interface name`; err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %s", err, want)
 	}
 }
 

@@ -63,7 +63,8 @@ func (d *decoder) fail(key, format string, args ...any) {
 	if d.lines == nil {
 		d.lines = indexLines(d.src)
 	}
-	d.errs = append(d.errs, &Error{File: d.file, Line: lineOf(d.lines, key), Key: key, Reason: printable(fmt.Sprintf(format, args...))})
+	reason := printable(fmt.Sprintf(format, args...))
+	d.errs = append(d.errs, &Error{File: d.file, Line: lineOf(d.lines, key), Key: key, Reason: reason})
 }
 
 // within reports whether key is parent or one of its descendants.

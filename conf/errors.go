@@ -104,6 +104,10 @@ func quote(s string) string {
 		case r == '"' || r == '\\':
 			b.WriteByte('\\')
 			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
 		case isControl(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:

@@ -70,7 +70,7 @@ func validateIGMP(g *IGMP, fail reporter) {
 		fail("igmp.robustness", "%d is out of range 1..%d", g.Robustness, maxRobustness)
 	}
 	if g.MaxGroups < 1 {
-		fail("igmp.max-groups", "%d: must be at least 1", g.MaxGroups)
+		fail("igmp.max-groups", "must be at least 1, got %d", g.MaxGroups)
 	}
 	maxResponse, why := maxResponseV3, "the longest an IGMPv3 query can carry"
 	if g.Version == 2 {
@@ -95,7 +95,7 @@ func validatePIM(p *PIM, fail reporter) {
 	fail.within("pim.join-prune-interval", p.JoinPruneInterval, minPIMInterval, maxPIMInterval, why)
 	fail.multicastPrefix("pim.ssm-range", p.SSMRange)
 	if p.SPTSwitchover != "immediate" && p.SPTSwitchover != "never" {
-		fail("pim.spt-switchover", `%s: must be "immediate" or "never"`, quote(p.SPTSwitchover))
+		fail("pim.spt-switchover", `must be "immediate" or "never", got %s`, quote(p.SPTSwitchover))
 	}
 	first := map[netip.Addr]int{}
 	for i, rp := range p.RPs {

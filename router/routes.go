@@ -109,10 +109,13 @@ func (r *Router) byVIF(vif uint16) *iface {
 // expireIdle removes learned entries whose kernel packet counter has not moved for the
 // idle timeout.
 func (r *Router) expireIdle(now time.Time) {
-	if !r.hasLearned() {
-		return
+	if r.hasLearned() && r.refreshKernel() {
+		r.expireLearned(now)
 	}
-	r.refreshKernel()
+}
+
+// expireLearned applies the idle timeout to learned entries, given fresh kernel counters.
+func (r *Router) expireLearned(now time.Time) {
 	timeout := r.cfg.Router.IdleTimeout
 	for key, rt := range r.routes {
 		if rt.learned == nil {
