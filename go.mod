@@ -12,6 +12,7 @@ require (
 )
 
 require (
+	github.com/google/gopacket v1.1.19 // indirect
 	golang.org/x/exp/typeparams v0.0.0-20231108232855-2478ac86f678 // indirect
 	golang.org/x/mod v0.41.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect

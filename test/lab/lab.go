@@ -59,6 +59,7 @@ type Lab struct {
 	mu      sync.Mutex
 	netns   []string           // nodes whose namespace this lab created
 	daemons map[string]*daemon // running daemons by node
+	down    bool               // Down has finished
 }
 
 // labState is what the state file holds, enough for Attach to take over a lab that
@@ -98,7 +99,6 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 	l := &Lab{
 		Topo:       topo,
 		Prefix:     opts.Prefix,
-		StateDir:   opts.StateDir,
 		BinDir:     opts.BinDir,
 		DaemonArgs: opts.DaemonArgs,
 		log:        opts.Log,
@@ -117,7 +117,7 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 		if !prefixPattern.MatchString(l.Prefix) {
 			return nil, fmt.Errorf("lab prefix %q: use letters, digits, '_', '.', '-'", l.Prefix)
 		}
-		if err := l.claim(); err != nil {
+		if err := l.claim(opts.StateDir); err != nil {
 			if errors.Is(err, os.ErrExist) {
 				return nil, fmt.Errorf("lab prefix %q is already in use (see lab list)", l.Prefix)
 			}
@@ -128,7 +128,7 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 		var err error
 		for range 10 {
 			l.Prefix = randomPrefix()
-			if err = l.claim(); !errors.Is(err, os.ErrExist) {
+			if err = l.claim(opts.StateDir); !errors.Is(err, os.ErrExist) {
 				break
 			}
 		}
@@ -149,22 +149,27 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 	return l, nil
 }
 
-// claim creates the registry entry for l.Prefix, failing with os.ErrExist if taken.
-func (l *Lab) claim() error {
+// claim creates the registry entry for l.Prefix, failing with os.ErrExist if taken,
+// and sets l.StateDir: stateDir, or the entry itself when stateDir is empty.
+func (l *Lab) claim(stateDir string) error {
 	entry := filepath.Join(RegistryDir, l.Prefix)
-	if l.StateDir == "" || filepath.Clean(l.StateDir) == entry {
+	if stateDir == "" || filepath.Clean(stateDir) == entry {
 		l.StateDir = entry
 		return os.Mkdir(entry, 0o755)
 	}
-	abs, err := filepath.Abs(l.StateDir)
+	abs, err := filepath.Abs(stateDir)
 	if err != nil {
 		return err
 	}
-	l.StateDir = abs
 	if err := os.Symlink(abs, entry); err != nil {
 		return err
 	}
-	return os.MkdirAll(abs, 0o755)
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		os.Remove(entry)
+		return err
+	}
+	l.StateDir = abs
+	return nil
 }
 
 func randomPrefix() string {
@@ -202,7 +207,7 @@ func (l *Lab) build() error {
 		for _, command := range l.Topo.Nodes[name].Exec {
 			l.logf("%s: %s", name, command)
 			if _, err := l.Exec(name, "sh", "-c", command); err != nil {
-				return fmt.Errorf("exec on node %s: %w", name, err)
+				return fmt.Errorf("exec on %w", err)
 			}
 		}
 	}
@@ -306,15 +311,25 @@ func (l *Lab) Command(node string, args ...string) *exec.Cmd {
 		cmd.Err = fmt.Errorf("lab %s has no node %q", l.Prefix, node)
 		return cmd
 	}
-	env := os.Environ()
+	set := map[string]string{api.SocketEnv: l.Socket(node)}
 	for k, v := range n.Env {
+		set[k] = v
+	}
+	if l.BinDir != "" {
+		set["PATH"] = l.BinDir + string(os.PathListSeparator) + os.Getenv("PATH")
+	}
+	// Replace rather than append: C programs such as ip read the first of repeated keys.
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, replaced := set[k]; !replaced {
+			env = append(env, kv)
+		}
+	}
+	for k, v := range set {
 		env = append(env, k+"="+v)
 	}
-	env = append(env, api.SocketEnv+"="+l.Socket(node))
-	if l.BinDir != "" {
-		env = append(env, "PATH="+l.BinDir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	}
-	cmd.Env = env // exec keeps the last value of a repeated key
+	cmd.Env = env
 	cmd.Dir = l.Topo.Dir
 	return cmd
 }
@@ -360,8 +375,12 @@ func Attach(prefix string) (*Lab, error) {
 	if !prefixPattern.MatchString(prefix) {
 		return nil, fmt.Errorf("lab prefix %q is not valid", prefix)
 	}
-	data, err := os.ReadFile(filepath.Join(RegistryDir, prefix, stateFile))
+	entry := filepath.Join(RegistryDir, prefix)
+	data, err := os.ReadFile(filepath.Join(entry, stateFile))
 	if errors.Is(err, os.ErrNotExist) {
+		if _, lerr := os.Lstat(entry); lerr == nil {
+			return nil, fmt.Errorf("lab %s has no state file; remove %s by hand", prefix, entry)
+		}
 		return nil, fmt.Errorf("no lab %q is running", prefix)
 	}
 	if err != nil {
@@ -416,6 +435,9 @@ func List() ([]string, error) {
 func (l *Lab) Down() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.down {
+		return nil
+	}
 	var errs []error
 	for node, d := range l.daemons {
 		if err := d.stop(syscall.SIGTERM, 5*time.Second); err != nil {
@@ -441,6 +463,7 @@ func (l *Lab) Down() error {
 		return errors.Join(errs...)
 	}
 	l.removeState()
+	l.down = true
 	l.logf("lab %s is down", l.Prefix)
 	return nil
 }

@@ -404,3 +404,38 @@ func TestInNetns(t *testing.T) {
 		t.Errorf("interfaces in h2: %v, want lo and eth1", names)
 	}
 }
+
+func TestCommandEnvironment(t *testing.T) {
+	t.Setenv(api.SocketEnv, "/run/elsewhere.sock")
+	t.Setenv("GREETING", "outer")
+	topo, err := Load(writeTopology(t, twoHosts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Lab{Topo: topo, Prefix: "mltest", StateDir: "/run/mrouterd-lab/mltest", BinDir: "/opt/lab/bin"}
+	cmd := l.Command("h2", "mroutectl", "show", "routes")
+	if want := []string{"ip", "netns", "exec", "mltest-h2", "mroutectl", "show", "routes"}; strings.Join(cmd.Args, " ") != strings.Join(want, " ") {
+		t.Errorf("args %q, want %q", cmd.Args, want)
+	}
+	// Each key once: C programs like ip take the first of repeated keys.
+	seen := map[string]string{}
+	for _, kv := range cmd.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, dup := seen[k]; dup {
+			t.Errorf("%s set twice", k)
+		}
+		seen[k] = v
+	}
+	if got := seen[api.SocketEnv]; got != "/run/mrouterd-lab/mltest/h2/mrouterd.sock" {
+		t.Errorf("%s=%s", api.SocketEnv, got)
+	}
+	if got := seen["GREETING"]; got != "hello" {
+		t.Errorf("node env GREETING=%s, want hello", got)
+	}
+	if got := seen["PATH"]; !strings.HasPrefix(got, "/opt/lab/bin:") {
+		t.Errorf("PATH=%s, want the bin directory first", got)
+	}
+	if cmd := l.Command("nope", "true"); cmd.Err == nil {
+		t.Error("command on an unknown node has no error")
+	}
+}

@@ -4,8 +4,10 @@
 //	lab down [-prefix P | -all]
 //	lab exec [-prefix P] NODE COMMAND [ARG...]
 //	lab list
+//	lab nodes [-prefix P] [-routers | -hosts]
 //
 // up prints the new lab's prefix. down and exec may omit -prefix while one lab runs.
+// exec becomes the command, in the node's namespace, and exits with its status.
 package main
 
 import (
@@ -14,8 +16,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
+	"syscall"
 
 	"github.com/mrouterd/mrouterd/test/lab"
 )
@@ -24,21 +26,15 @@ const usage = `usage:
   lab up [-prefix P] [-bin DIR] [-state DIR] [-daemon-args ARGS] [-v] FILE
   lab down [-prefix P | -all]
   lab exec [-prefix P] NODE COMMAND [ARG...]
-  lab list`
-
-// exitError carries a command's exit status through lab exec without an error line.
-type exitError int
-
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+  lab list
+  lab nodes [-prefix P] [-routers | -hosts]`
 
 func main() {
-	err := run(os.Args[1:], os.Stdout, os.Stderr)
-	var status exitError
-	switch {
-	case err == nil:
-	case errors.As(err, &status):
-		os.Exit(int(status))
-	default:
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, usage)
+		os.Exit(1)
+	}
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		// One line, whatever the error holds (a daemon's log tail spans several).
 		fmt.Fprintln(os.Stderr, "lab: "+strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " | "))
 		os.Exit(1)
@@ -46,23 +42,22 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return errors.New(usage)
-	}
 	switch args[0] {
 	case "up":
 		return up(args[1:], stdout, stderr)
 	case "down":
 		return down(args[1:])
 	case "exec":
-		return execIn(args[1:], stdout, stderr)
+		return execIn(args[1:])
 	case "list":
 		return list(args[1:], stdout)
+	case "nodes":
+		return nodes(args[1:], stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+	return fmt.Errorf("unknown command %q (want up, down, exec or list; lab -h shows usage)", args[0])
 }
 
 func newFlagSet(name string) *flag.FlagSet {
@@ -140,7 +135,7 @@ func down(args []string) error {
 	return errors.Join(errs...)
 }
 
-func execIn(args []string, stdout, stderr io.Writer) error {
+func execIn(args []string) error {
 	fs := newFlagSet("exec")
 	prefix := fs.String("prefix", "", "lab to run in")
 	if err := fs.Parse(args); err != nil {
@@ -162,16 +157,12 @@ func execIn(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("no node %q in lab %s (nodes: %s)", node, p, strings.Join(l.Topo.NodeOrder, ", "))
 	}
 	cmd := l.Command(node, fs.Args()[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
-	err = cmd.Run()
-	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) {
-		if code := exitErr.ExitCode(); code > 0 {
-			return exitError(code)
-		}
-		return err // killed by a signal
+	if cmd.Err != nil {
+		return cmd.Err
 	}
-	return err
+	// Become the command, so that its exit status and the signals sent to it need no
+	// relaying. It runs in the caller's directory rather than the topology's.
+	return syscall.Exec(cmd.Path, cmd.Args, cmd.Env)
 }
 
 func list(args []string, stdout io.Writer) error {
@@ -189,6 +180,37 @@ func list(args []string, stdout io.Writer) error {
 			continue
 		}
 		fmt.Fprintf(stdout, "%s\t%s\t%s\n", p, l.Topo.Name, l.Topo.Path)
+	}
+	return nil
+}
+
+// nodes prints a lab's node names, one a line, in file order: all of them, only the
+// routers (nodes running mrouterd) or only the hosts.
+func nodes(args []string, stdout io.Writer) error {
+	fs := newFlagSet("nodes")
+	prefix := fs.String("prefix", "", "lab to list")
+	routers := fs.Bool("routers", false, "only nodes that run mrouterd")
+	hosts := fs.Bool("hosts", false, "only nodes that do not run mrouterd")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 || (*routers && *hosts) {
+		return errors.New("lab nodes takes -prefix and one of -routers or -hosts")
+	}
+	p, err := resolvePrefix(*prefix)
+	if err != nil {
+		return err
+	}
+	l, err := lab.Attach(p)
+	if err != nil {
+		return err
+	}
+	for _, name := range l.Topo.NodeOrder {
+		daemon := l.Topo.Nodes[name].Daemon()
+		if (*routers && !daemon) || (*hosts && daemon) {
+			continue
+		}
+		fmt.Fprintln(stdout, name)
 	}
 	return nil
 }

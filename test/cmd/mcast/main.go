@@ -12,7 +12,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,6 +31,10 @@ const usage = `usage:
              [-duration D] [-count N] [-idle D] [-ready FILE]`
 
 func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, usage)
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout)
 	stop()
@@ -42,9 +45,6 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errors.New(usage)
-	}
 	switch args[0] {
 	case "send":
 		return send(ctx, args[1:], stdout)
@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+	return fmt.Errorf("unknown command %q (want send or recv; mcast -h shows usage)", args[0])
 }
 
 // addrList is a repeatable address flag.
@@ -91,7 +91,7 @@ func (f addrFlag) Set(s string) error {
 }
 
 func newFlagSet(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("mcast "+name, flag.ContinueOnError)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // Parse returns the error and main prints it once
 	return fs
 }
