@@ -31,8 +31,11 @@ lint:
 lab: build
 	PATH=$(BIN):$$PATH test/lab-demo.sh test/topologies/static.clab.yml
 
+# Figures, not pass/fail: MFC programming against bare syscalls, and IGMP join/leave
+# latency and scale against FRR and troglobit's pimd (test/peers/install.sh installs them).
 bench: build
 	$(GO) run ./test/bench/mfc
+	$(GO) run ./test/bench/igmp -bin $(BIN)
 
 install: build
 	install -D -m 0755 $(BIN)/mrouterd $(DESTDIR)$(PREFIX)/sbin/mrouterd

@@ -3,7 +3,8 @@ package router
 import (
 	"context"
 	"encoding/json"
-		"fmt"
+	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/router/api"
 )
@@ -91,6 +93,7 @@ func (r *Router) handler() http.Handler {
 	view(api.PathMFC, func() any { return r.mfcView() })
 	view(api.PathInterfaces, func() any { return r.interfacesView() })
 	view(api.PathStatus, func() any { return r.statusView() })
+	view(api.PathIGMPGroups, func() any { return r.igmpGroupsView() })
 	mux.HandleFunc("POST "+api.PathReload, func(w http.ResponseWriter, req *http.Request) {
 		summary, err := r.Reload(req.Context())
 		if err != nil {
@@ -160,7 +163,7 @@ func (r *Router) routeFlags(rt *route) []string {
 	if rt.template {
 		flags = append(flags, "template")
 	}
-	if rt.learned != nil {
+	if rt.learned {
 		flags = append(flags, "learned")
 	}
 	if !rt.template {
@@ -217,6 +220,15 @@ func (r *Router) interfacesView() api.Interfaces {
 		for _, a := range ifc.addresses {
 			v.Addresses = append(v.Addresses, a.String())
 		}
+		if q := ifc.querier; q != nil {
+			v.IGMPState = &api.IGMPInterface{
+				Version: r.cfg.IGMP.Version, Querier: q.IsQuerier(), QuerierAddress: addrOrDash(q.QuerierAddress()),
+				QueryIntervalS: r.cfg.IGMP.QueryInterval.Seconds(), Groups: len(q.Groups()),
+			}
+			if exp := q.OtherQuerierExpires(); !exp.IsZero() {
+				v.IGMPState.OtherQuerierExpires = int64(math.Ceil(time.Until(exp).Seconds()))
+			}
+		}
 		switch {
 		case ifc.hasVIF():
 			v.State = "active"
@@ -234,6 +246,40 @@ func (r *Router) interfacesView() api.Interfaces {
 	}
 	slices.SortFunc(out.Interfaces, func(a, b api.Interface) int { return a.Index - b.Index })
 	return out
+}
+
+func (r *Router) igmpGroupsView() api.IGMPGroups {
+	out := api.IGMPGroups{Groups: []api.IGMPGroup{}}
+	now := time.Now()
+	for _, ifc := range r.sortedInterfaces() {
+		if ifc.querier == nil {
+			continue
+		}
+		for _, g := range ifc.querier.Groups() {
+			v := api.IGMPGroup{
+				Interface: ifc.name, Group: g.Group.String(), Mode: g.Mode.String(), Sources: []string{},
+				Version: g.Version, Reporter: addrOrDash(g.Reporter),
+			}
+			for _, s := range g.Sources {
+				// INCLUDE lists the sources wanted; EXCLUDE the sources refused.
+				if s.Forward == (g.Mode == igmp.Include) {
+					v.Sources = append(v.Sources, s.Source.String())
+				}
+			}
+			if !g.Expires.IsZero() {
+				v.ExpiresS = int64(math.Ceil(g.Expires.Sub(now).Seconds()))
+			}
+			out.Groups = append(out.Groups, v)
+		}
+	}
+	return out
+}
+
+func addrOrDash(a netip.Addr) string {
+	if !a.IsValid() {
+		return "-"
+	}
+	return a.String()
 }
 
 func (r *Router) statusView() api.Status {

@@ -11,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
 )
 
@@ -22,6 +23,9 @@ type iface struct {
 	addresses []netip.Prefix
 	register  bool // the pimreg device, which only a register VIF may use
 	vif       int  // -1 when the interface has no VIF
+
+	querier     *igmp.Querier // nil when IGMP is off here
+	querierSelf netip.Addr    // the address the querier was given
 }
 
 func (i *iface) hasVIF() bool { return i.vif >= 0 }
@@ -155,6 +159,7 @@ func (r *Router) syncInterfaces() error {
 	for _, ifc := range r.ifaces {
 		ifc.addresses = byIndex[ifc.index]
 		sortPrefixes(ifc.addresses)
+		r.updateQuerier(ifc, time.Now())
 	}
 	return nil
 }
@@ -190,6 +195,7 @@ func (r *Router) linkGone(index int) {
 
 func (r *Router) removeInterface(ifc *iface) {
 	r.releaseVIF(ifc)
+	r.updateQuerier(ifc, time.Now())
 	delete(r.ifaces, ifc.name)
 }
 
@@ -204,6 +210,7 @@ func (r *Router) addrChanged(index int, ipnet net.IPNet, added bool) {
 		ifc.addresses = append(ifc.addresses, p)
 		sortPrefixes(ifc.addresses)
 	}
+	r.updateQuerier(ifc, time.Now())
 }
 
 func (r *Router) byIndex(index int) *iface {
@@ -226,7 +233,8 @@ func (r *Router) wantsVIF(ifc *iface) bool {
 	return ok
 }
 
-// updateVIF adds or removes the interface's VIF to match wantsVIF.
+// updateVIF adds or removes the interface's VIF to match wantsVIF, and its querier
+// with it.
 func (r *Router) updateVIF(ifc *iface) {
 	want := r.wantsVIF(ifc)
 	switch {
@@ -235,6 +243,7 @@ func (r *Router) updateVIF(ifc *iface) {
 	case !want && ifc.hasVIF():
 		r.releaseVIF(ifc)
 	}
+	r.updateQuerier(ifc, time.Now())
 }
 
 func (r *Router) addVIF(ifc *iface) {

@@ -37,10 +37,12 @@ type Router struct {
 	socket  string
 	started time.Time
 
-	mrt    *mroute.Socket
-	vifs   *mroute.VIFTable
-	ifaces map[string]*iface // by name
-	routes map[sgKey]*route  // static and learned entries, (*,G) templates included
+	mrt     *mroute.Socket
+	igmp    *igmpIO
+	vifs    *mroute.VIFTable
+	ifaces  map[string]*iface               // by name
+	routes  map[sgKey]*route                // static and learned entries, (*,G) templates included
+	byGroup map[netip.Addr]map[sgKey]*route // routes indexed by group
 
 	counters counters
 	// The socket reader counts on its own goroutine, so its counters are atomic.
@@ -49,11 +51,18 @@ type Router struct {
 	kernelByKey map[sgKey]mroute.KernelEntry
 
 	// calls carries work from other goroutines into the loop.
-	calls   chan func()
-	upcalls chan mroute.Upcall
-	netlink chan netlinkEvent
+	calls       chan func()
+	upcalls     chan mroute.Upcall
+	igmpPackets chan igmpPacket
+	netlink     chan netlinkEvent
 
 	reconcileWanted bool
+}
+
+// igmpPacket is an IGMP packet as the socket reader hands it to the loop.
+type igmpPacket struct {
+	data    []byte
+	ifindex int
 }
 
 // sgKey names an (S,G) entry; Source is the zero Addr for (*,G).
@@ -82,6 +91,11 @@ func New(opts Options) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
+	igmpIO, err := openIGMP(mrt)
+	if err != nil {
+		mrt.Close()
+		return nil, err
+	}
 	socket := opts.Socket
 	if socket == "" {
 		socket = opts.Config.Control.Socket
@@ -94,6 +108,9 @@ func New(opts Options) (*Router, error) {
 		socket:      socket,
 		started:     time.Now(),
 		mrt:         mrt,
+		igmp:        igmpIO,
+		byGroup:     make(map[netip.Addr]map[sgKey]*route),
+		igmpPackets: make(chan igmpPacket, 1024),
 		vifs:        mroute.NewVIFTable(),
 		ifaces:      make(map[string]*iface),
 		routes:      make(map[sgKey]*route),
@@ -141,7 +158,18 @@ func (r *Router) loop(ctx context.Context) error {
 	defer resync.Stop()
 	sweep := time.NewTimer(r.sweepInterval())
 	defer sweep.Stop()
+	igmpTimer := time.NewTimer(time.Hour)
+	defer igmpTimer.Stop()
+	var igmpDeadline time.Time
 	for {
+		if r.reconcileWanted {
+			r.reconcile("change")
+		}
+		// One timer serves every querier: it is set to the earliest IGMP deadline.
+		if next, ok := r.nextIGMPDeadline(); ok && !next.Equal(igmpDeadline) {
+			igmpDeadline = next
+			igmpTimer.Reset(time.Until(next))
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -151,15 +179,17 @@ func (r *Router) loop(ctx context.Context) error {
 			r.handleUpcall(u)
 		case ev := <-r.netlink:
 			r.handleNetlink(ev)
+		case p := <-r.igmpPackets:
+			r.handleIGMP(p.data, p.ifindex, time.Now())
+		case <-igmpTimer.C:
+			igmpDeadline = time.Time{}
+			r.advanceQueriers(time.Now())
 		case <-resync.C:
 			r.reconcile("periodic")
 			resync.Reset(r.cfg.Router.ResyncInterval)
 		case <-sweep.C:
 			r.expireIdle(time.Now())
 			sweep.Reset(r.sweepInterval())
-		}
-		if r.reconcileWanted {
-			r.reconcile("change")
 		}
 	}
 }
@@ -228,7 +258,11 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 		r.log.Info("reload", "change", line)
 	}
 	r.setStaticRoutes(next.Static)
-	for _, ifc := range r.ifaces {
+	now := time.Now()
+	for _, ifc := range r.sortedInterfaces() {
+		if ifc.querier != nil {
+			r.igmpActions(ifc, ifc.querier.SetConfig(r.igmpConfig(), now))
+		}
 		r.updateVIF(ifc)
 	}
 	r.reconcileWanted = true
@@ -238,6 +272,12 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 // shutdown removes every VIF and MFC entry this daemon installed and releases the
 // table, so a stopped daemon leaves nothing forwarding behind.
 func (r *Router) shutdown() {
+	for _, ifc := range r.ifaces {
+		if ifc.querier != nil {
+			r.igmp.leave(ifc.index)
+		}
+	}
+	r.igmp.Close()
 	if err := r.mrt.Flush(mroute.FlushMFC | mroute.FlushVIFs); err != nil {
 		r.log.Warn("flush on exit", "err", err)
 	}
@@ -261,7 +301,13 @@ func (r *Router) readUpcalls(ctx context.Context) {
 			continue
 		}
 		if msg.Upcall == nil {
-			continue // IGMP and other packets have no reader yet
+			pkt := igmpPacket{data: append([]byte(nil), msg.Packet...), ifindex: msg.IfIndex}
+			select {
+			case r.igmpPackets <- pkt:
+			default:
+				r.queueFull.Add(1)
+			}
+			continue
 		}
 		select {
 		case r.upcalls <- *msg.Upcall:

@@ -27,6 +27,7 @@ func newTestRouter(t *testing.T, cfgText string) *Router {
 		vifs:        mroute.NewVIFTable(),
 		ifaces:      make(map[string]*iface),
 		routes:      make(map[sgKey]*route),
+		byGroup:     make(map[netip.Addr]map[sgKey]*route),
 		counters:    make(counters),
 		kernelByKey: make(map[sgKey]mroute.KernelEntry),
 	}
@@ -93,7 +94,7 @@ func TestTemplateLearnsFromUpcall(t *testing.T) {
 	}
 	r.handleUpcall(mroute.Upcall{Type: mroute.NoCache, VIF: 0, Source: src, Group: grp2})
 	rt, ok := r.routes[sgKey{src, grp2}]
-	if !ok || rt.learned == nil || !slices.Equal(rt.oifs, []string{"eth2"}) {
+	if !ok || !rt.learned || rt.from == nil || !slices.Equal(rt.oifs, []string{"eth2"}) {
 		t.Fatalf("learned route %+v", rt)
 	}
 	if _, ok := r.desired()[sgKey{src, grp2}]; !ok {

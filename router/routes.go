@@ -1,6 +1,7 @@
 package router
 
 import (
+	"net/netip"
 	"slices"
 	"time"
 
@@ -9,18 +10,23 @@ import (
 )
 
 // Route origins, as shown in the protocol column.
-const protoStatic = "static"
+const (
+	protoStatic = "static"
+	protoIGMP   = "igmp"
+)
 
 // route is one entry of the routing table. A static route with a source is installed
 // as it is; one without a source is a (*,G) template whose (S,G) instances are learned
-// from NOCACHE upcalls and expire when idle.
+// from NOCACHE upcalls. An IGMP route is the (S,G) of a directly connected source,
+// forwarded to the interfaces whose members want it. Learned routes expire when idle.
 type route struct {
 	key      sgKey
 	iif      string
 	oifs     []string
 	protocol string
-	template bool  // a (*,G) template: never installed itself
-	learned  *sgKey // the template a learned (S,G) came from
+	template bool   // a (*,G) template: never installed itself
+	from     *sgKey // for an instance of a template: the template
+	learned  bool   // created by traffic; removed when idle
 	created  time.Time
 
 	// Idle tracking for learned entries, from the kernel's packet counter.
@@ -30,6 +36,28 @@ type route struct {
 
 // installable reports whether the route is meant for the kernel's MFC.
 func (rt *route) installable() bool { return !rt.template }
+
+func (r *Router) addRoute(rt *route) {
+	r.routes[rt.key] = rt
+	set := r.byGroup[rt.key.Group]
+	if set == nil {
+		set = make(map[sgKey]*route)
+		r.byGroup[rt.key.Group] = set
+	}
+	set[rt.key] = rt
+	r.reconcileWanted = true
+}
+
+func (r *Router) deleteRoute(key sgKey) {
+	delete(r.routes, key)
+	if set := r.byGroup[key.Group]; set != nil {
+		delete(set, key)
+		if len(set) == 0 {
+			delete(r.byGroup, key.Group)
+		}
+	}
+	r.reconcileWanted = true
+}
 
 // setStaticRoutes makes the configured routes the static ones. Routes whose definition
 // did not change keep their identity (and so their uptime); learned instances of a
@@ -41,28 +69,28 @@ func (r *Router) setStaticRoutes(static []conf.Static) {
 		want[sgKey{Source: s.Source, Group: s.Group}] = s
 	}
 	for key, rt := range r.routes {
-		if rt.learned != nil {
-			tmpl, ok := want[*rt.learned]
-			if !ok || tmpl.IIF != rt.iif || !slices.Equal(tmpl.OIFs, rt.oifs) {
-				delete(r.routes, key)
-			}
+		if rt.protocol != protoStatic {
 			continue
 		}
-		s, ok := want[key]
+		def := key
+		if rt.from != nil {
+			def = *rt.from
+		}
+		s, ok := want[def]
 		if !ok || s.IIF != rt.iif || !slices.Equal(s.OIFs, rt.oifs) {
-			delete(r.routes, key)
+			r.deleteRoute(key)
 		}
 	}
 	for key, s := range want {
-		if _, ok := r.routes[key]; ok {
+		if rt, ok := r.routes[key]; ok && rt.protocol == protoStatic {
 			continue
 		}
-		r.routes[key] = &route{
+		// A static route takes the place of one learned from membership.
+		r.addRoute(&route{
 			key: key, iif: s.IIF, oifs: slices.Clone(s.OIFs), protocol: protoStatic,
 			template: !s.Source.IsValid(), created: now,
-		}
+		})
 	}
-	r.reconcileWanted = true
 }
 
 // handleUpcall acts on a message from the kernel's forwarding path.
@@ -82,19 +110,54 @@ func (r *Router) handleUpcall(u mroute.Upcall) {
 		r.reconcileWanted = true
 		return
 	}
-	tmpl := r.routes[sgKey{Group: u.Group}]
-	if tmpl == nil || !tmpl.template || tmpl.iif != in.name {
-		r.counters.inc("upcall_unrouted")
+	now := time.Now()
+	if tmpl := r.routes[sgKey{Group: u.Group}]; tmpl != nil && tmpl.template && tmpl.iif == in.name {
+		r.addRoute(&route{
+			key: key, iif: tmpl.iif, oifs: tmpl.oifs, protocol: tmpl.protocol,
+			from: &tmpl.key, learned: true, created: now, lastActive: now,
+		})
+		r.counters.inc("routes_learned")
+		r.log.Info("route learned", "route", key.String(), "iif", in.name, "template", tmpl.key.String())
 		return
 	}
-	now := time.Now()
-	r.routes[key] = &route{
-		key: key, iif: tmpl.iif, oifs: tmpl.oifs, protocol: tmpl.protocol,
-		learned: &tmpl.key, created: now, lastActive: now,
+	if in.querier != nil && in.connected(u.Source) {
+		// A local source: forward to wherever members want it. The entry is installed
+		// even with no member yet, so the kernel stops asking until membership changes.
+		r.addRoute(&route{
+			key: key, iif: in.name, oifs: r.memberOIFs(key, in.name), protocol: protoIGMP,
+			learned: true, created: now, lastActive: now,
+		})
+		r.counters.inc("routes_learned")
+		r.log.Debug("local source", "route", key.String(), "iif", in.name)
+		return
 	}
-	r.counters.inc("routes_learned")
-	r.log.Info("route learned", "route", key.String(), "iif", in.name, "template", tmpl.key.String())
-	r.reconcileWanted = true
+	r.counters.inc("upcall_unrouted")
+}
+
+// membershipChanged recomputes the outgoing interfaces of every IGMP route of a group.
+func (r *Router) membershipChanged(group netip.Addr) {
+	for key, rt := range r.byGroup[group] {
+		if rt.protocol != protoIGMP {
+			continue
+		}
+		oifs := r.memberOIFs(key, rt.iif)
+		if !slices.Equal(oifs, rt.oifs) {
+			rt.oifs = oifs
+			r.reconcileWanted = true
+		}
+	}
+}
+
+// memberOIFs lists the interfaces, other than the incoming one, whose IGMP state asks
+// for traffic from the source to the group.
+func (r *Router) memberOIFs(key sgKey, iif string) []string {
+	var out []string
+	for _, ifc := range r.sortedInterfaces() {
+		if ifc.name != iif && ifc.querier != nil && ifc.querier.Forward(key.Source, key.Group) {
+			out = append(out, ifc.name)
+		}
+	}
+	return out
 }
 
 func (r *Router) byVIF(vif uint16) *iface {
@@ -118,7 +181,7 @@ func (r *Router) expireIdle(now time.Time) {
 func (r *Router) expireLearned(now time.Time) {
 	timeout := r.cfg.Router.IdleTimeout
 	for key, rt := range r.routes {
-		if rt.learned == nil {
+		if !rt.learned {
 			continue
 		}
 		if k, ok := r.kernelByKey[key]; ok && k.Packets != rt.lastPackets {
@@ -127,17 +190,16 @@ func (r *Router) expireLearned(now time.Time) {
 			continue
 		}
 		if now.Sub(rt.lastActive) >= timeout {
-			delete(r.routes, key)
+			r.deleteRoute(key)
 			r.counters.inc("routes_expired")
 			r.log.Info("route expired", "route", key.String(), "idle", timeout)
-			r.reconcileWanted = true
 		}
 	}
 }
 
 func (r *Router) hasLearned() bool {
 	for _, rt := range r.routes {
-		if rt.learned != nil {
+		if rt.learned {
 			return true
 		}
 	}
@@ -147,7 +209,7 @@ func (r *Router) hasLearned() bool {
 // expiresIn is how long a learned entry has left if no packet arrives; 0 for routes
 // that do not expire.
 func (r *Router) expiresIn(rt *route, now time.Time) time.Duration {
-	if rt.learned == nil {
+	if !rt.learned {
 		return 0
 	}
 	return max(rt.lastActive.Add(r.cfg.Router.IdleTimeout).Sub(now), 0)

@@ -68,6 +68,19 @@ type Interface struct {
 	PacketsOut uint64   `json:"packets_out"`
 	BytesIn    uint64   `json:"bytes_in"`
 	BytesOut   uint64   `json:"bytes_out"`
+
+	// IGMP state; absent when IGMP is off on the interface.
+	IGMPState *IGMPInterface `json:"igmp_state,omitempty"`
+}
+
+// IGMPInterface is the IGMP querier state of one interface.
+type IGMPInterface struct {
+	Version             int     `json:"version"`
+	Querier             bool    `json:"querier"`
+	QuerierAddress      string  `json:"querier_address"`
+	OtherQuerierExpires int64   `json:"other_querier_expires_s"` // 0 while this router is the querier
+	QueryIntervalS      float64 `json:"query_interval_s"`
+	Groups              int     `json:"groups"`
 }
 
 // Interfaces is the reply of GET /v1/interfaces.

@@ -1,0 +1,148 @@
+package router
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/mrouterd/mrouterd/igmp"
+)
+
+// igmpConfig is the querier configuration the router's config asks for.
+func (r *Router) igmpConfig() igmp.Config {
+	c := r.cfg.IGMP
+	return igmp.Config{
+		Version:                 c.Version,
+		Robustness:              c.Robustness,
+		QueryInterval:           c.QueryInterval,
+		QueryResponseInterval:   c.QueryResponseInterval,
+		LastMemberQueryInterval: c.LastMemberQueryInterval,
+		AllowedGroups:           c.AllowedGroups,
+		MaxGroups:               c.MaxGroups,
+	}
+}
+
+// connected reports whether addr is on one of the interface's subnets.
+func (i *iface) connected(addr netip.Addr) bool {
+	for _, p := range i.addresses {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// own reports whether addr is one of the interface's addresses: our own packets
+// looped back.
+func (i *iface) own(addr netip.Addr) bool {
+	for _, p := range i.addresses {
+		if p.Addr() == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// primary is the address the interface's querier speaks from: the lowest, which is
+// also what the querier election compares.
+func (i *iface) primary() netip.Addr {
+	if len(i.addresses) == 0 {
+		return netip.Addr{}
+	}
+	return i.addresses[0].Addr()
+}
+
+// updateQuerier starts, stops or readdresses the interface's IGMP querier to match
+// its VIF, its addresses and the config.
+func (r *Router) updateQuerier(ifc *iface, now time.Time) {
+	settings, enabled := r.cfg.InterfaceFor(ifc.name)
+	want := ifc.hasVIF() && enabled && settings.IGMP && r.igmp != nil
+	switch {
+	case want && ifc.querier == nil:
+		if err := r.igmp.join(ifc.index); err != nil {
+			r.counters.inc("igmp_join_errors")
+			r.log.Error("IGMP on interface", "interface", ifc.name, "err", err)
+			return
+		}
+		ifc.querierSelf = ifc.primary()
+		ifc.querier = igmp.NewQuerier(r.igmpConfig(), ifc.querierSelf)
+		r.log.Info("IGMP querier started", "interface", ifc.name, "address", ifc.primary())
+		r.igmpActions(ifc, ifc.querier.Start(now))
+	case !want && ifc.querier != nil:
+		q := ifc.querier
+		ifc.querier = nil // membership of this interface no longer counts
+		r.igmp.leave(ifc.index)
+		r.igmpActions(ifc, q.Stop())
+		r.log.Info("IGMP querier stopped", "interface", ifc.name)
+	case want && ifc.querierSelf != ifc.primary():
+		ifc.querierSelf = ifc.primary()
+		r.igmpActions(ifc, ifc.querier.SetAddress(ifc.querierSelf, now))
+	}
+}
+
+// handleIGMP passes a received IGMP packet to the querier of its interface.
+func (r *Router) handleIGMP(pkt []byte, ifindex int, now time.Time) {
+	ifc := r.byIndex(ifindex)
+	if ifc == nil || ifc.querier == nil {
+		r.counters.inc("igmp_ignored_interface")
+		return
+	}
+	src, _, msg, err := igmp.DecodeIPv4(pkt)
+	if err != nil {
+		r.counters.inc("igmp_malformed")
+		var de *igmp.DecodeError
+		if errors.As(err, &de) {
+			r.counters.inc("igmp_malformed_" + de.Reason)
+		}
+		r.log.Debug("malformed IGMP", "interface", ifc.name, "err", err)
+		return
+	}
+	if ifc.own(src) {
+		return
+	}
+	r.counters.inc("igmp_received")
+	r.igmpActions(ifc, ifc.querier.Receive(now, src, msg))
+}
+
+// advanceQueriers runs the IGMP timers that are due.
+func (r *Router) advanceQueriers(now time.Time) {
+	for _, ifc := range r.ifaces {
+		if ifc.querier != nil {
+			r.igmpActions(ifc, ifc.querier.Advance(now))
+		}
+	}
+}
+
+// nextIGMPDeadline is the earliest IGMP timer of any interface.
+func (r *Router) nextIGMPDeadline() (time.Time, bool) {
+	var next time.Time
+	found := false
+	for _, ifc := range r.ifaces {
+		if ifc.querier == nil {
+			continue
+		}
+		if t, ok := ifc.querier.NextDeadline(); ok && (!found || t.Before(next)) {
+			next, found = t, true
+		}
+	}
+	return next, found
+}
+
+// igmpActions carries out what a querier asked for.
+func (r *Router) igmpActions(ifc *iface, actions []igmp.Action) {
+	for _, a := range actions {
+		switch a := a.(type) {
+		case igmp.SendQuery:
+			if err := r.igmp.sendQuery(ifc.index, ifc.primary(), a.Dst, &a.Query); err != nil {
+				r.counters.inc("igmp_send_errors")
+				r.log.Warn("send IGMP query", "interface", ifc.name, "err", err)
+				continue
+			}
+			r.counters.inc("igmp_queries_sent")
+		case igmp.GroupChanged:
+			r.membershipChanged(a.Group)
+		case igmp.QuerierChanged:
+			r.log.Info("IGMP querier", "interface", ifc.name, "querier", a.Querier, "self", a.IsSelf)
+		}
+	}
+}
