@@ -58,10 +58,23 @@ func renderInterfaces(w io.Writer, is api.Interfaces) error {
 		if i.VIF >= 0 {
 			vif = strconv.Itoa(i.VIF)
 		}
-		row(tw, i.Name, strconv.Itoa(i.Index), vif, list(i.Addresses), dash(i.State), yesNo(i.IGMP), yesNo(i.PIM),
+		row(tw, i.Name, strconv.Itoa(i.Index), vif, list(i.Addresses), dash(i.State), igmpCell(i), yesNo(i.PIM),
 			count(i.PacketsIn)+"/"+count(i.PacketsOut))
 	}
 	return finish(tw, len(is.Interfaces), "interfaces")
+}
+
+// igmpCell says whether IGMP runs and, when it does, who the querier is: "v3 querier"
+// when this router is, else "v3, querier 10.0.4.1".
+func igmpCell(i api.Interface) string {
+	q := i.IGMPState
+	switch {
+	case q == nil:
+		return yesNo(i.IGMP)
+	case q.Querier:
+		return fmt.Sprintf("v%d querier", q.Version)
+	}
+	return fmt.Sprintf("v%d, querier %s", q.Version, q.QuerierAddress)
 }
 
 func renderIGMPGroups(w io.Writer, g api.IGMPGroups) error {

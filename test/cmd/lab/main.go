@@ -144,17 +144,13 @@ func execIn(args []string) error {
 	if fs.NArg() < 2 {
 		return errors.New("lab exec needs a node and a command")
 	}
-	p, err := resolvePrefix(*prefix)
-	if err != nil {
-		return err
-	}
-	l, err := lab.Attach(p)
+	l, err := attach(*prefix)
 	if err != nil {
 		return err
 	}
 	node := fs.Arg(0)
 	if _, ok := l.Topo.Nodes[node]; !ok {
-		return fmt.Errorf("no node %q in lab %s (nodes: %s)", node, p, strings.Join(l.Topo.NodeOrder, ", "))
+		return fmt.Errorf("no node %q in lab %s (nodes: %s)", node, l.Prefix, strings.Join(l.Topo.NodeOrder, ", "))
 	}
 	cmd := l.Command(node, fs.Args()[1:]...)
 	if cmd.Err != nil {
@@ -197,11 +193,7 @@ func nodes(args []string, stdout io.Writer) error {
 	if fs.NArg() != 0 || (*routers && *hosts) {
 		return errors.New("lab nodes takes -prefix and one of -routers or -hosts")
 	}
-	p, err := resolvePrefix(*prefix)
-	if err != nil {
-		return err
-	}
-	l, err := lab.Attach(p)
+	l, err := attach(*prefix)
 	if err != nil {
 		return err
 	}
@@ -213,6 +205,15 @@ func nodes(args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, name)
 	}
 	return nil
+}
+
+// attach opens the lab named by prefix, or the only running one when prefix is empty.
+func attach(prefix string) (*lab.Lab, error) {
+	p, err := resolvePrefix(prefix)
+	if err != nil {
+		return nil, err
+	}
+	return lab.Attach(p)
 }
 
 // resolvePrefix returns prefix, or the only running lab's when prefix is empty.
