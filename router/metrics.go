@@ -47,18 +47,17 @@ func (r *Router) serveMetrics(w http.ResponseWriter, req *http.Request) {
 		fmt.Fprintf(b, "mrouterd_events_total{event=%s} %d\n", strconv.Quote(name), st.Counters[name])
 	}
 
-	metric("mrouterd_vif_packets_total", "counter", "Packets through each VIF, by direction.")
-	for _, i := range ifs.Interfaces {
-		if i.VIF >= 0 {
-			fmt.Fprintf(b, "mrouterd_vif_packets_total{interface=%q,direction=\"in\"} %d\n", i.Name, i.PacketsIn)
-			fmt.Fprintf(b, "mrouterd_vif_packets_total{interface=%q,direction=\"out\"} %d\n", i.Name, i.PacketsOut)
+	vifCounter := func(name, help string, in, out func(api.Interface) uint64) {
+		metric(name, "counter", help)
+		for _, i := range ifs.Interfaces {
+			if i.VIF >= 0 {
+				fmt.Fprintf(b, "%s{interface=%q,direction=\"in\"} %d\n", name, i.Name, in(i))
+				fmt.Fprintf(b, "%s{interface=%q,direction=\"out\"} %d\n", name, i.Name, out(i))
+			}
 		}
 	}
-	metric("mrouterd_vif_bytes_total", "counter", "Bytes through each VIF, by direction.")
-	for _, i := range ifs.Interfaces {
-		if i.VIF >= 0 {
-			fmt.Fprintf(b, "mrouterd_vif_bytes_total{interface=%q,direction=\"in\"} %d\n", i.Name, i.BytesIn)
-			fmt.Fprintf(b, "mrouterd_vif_bytes_total{interface=%q,direction=\"out\"} %d\n", i.Name, i.BytesOut)
-		}
-	}
+	vifCounter("mrouterd_vif_packets_total", "Packets through each VIF, by direction.",
+		func(i api.Interface) uint64 { return i.PacketsIn }, func(i api.Interface) uint64 { return i.PacketsOut })
+	vifCounter("mrouterd_vif_bytes_total", "Bytes through each VIF, by direction.",
+		func(i api.Interface) uint64 { return i.BytesIn }, func(i api.Interface) uint64 { return i.BytesOut })
 }

@@ -43,18 +43,26 @@ func (r *Router) addTestIface(name string, index int) *iface {
 	return ifc
 }
 
-const twoRoutes = `
+// staticSG is a static (S,G); templateTo adds a (*,G) template with the given
+// outgoing interface, and twoRoutes is both.
+const staticSG = `
 [[static]]
 source = "10.0.1.2"
 group = "239.1.1.1"
 iif = "eth1"
 oifs = ["eth2", "eth3"]
+`
 
+func templateTo(oif string) string {
+	return staticSG + `
 [[static]]
 group = "239.2.2.2"
 iif = "eth1"
-oifs = ["eth2"]
+oifs = ["` + oif + `"]
 `
+}
+
+var twoRoutes = templateTo("eth2")
 
 var (
 	src  = netip.MustParseAddr("10.0.1.2")
@@ -136,18 +144,7 @@ func TestReloadKeepsUnchangedRoutes(t *testing.T) {
 	r.handleUpcall(mroute.Upcall{Type: mroute.NoCache, VIF: 0, Source: src, Group: grp2})
 	kept := r.routes[sgKey{src, grp1}]
 
-	next, err := conf.Parse("test.toml", []byte(`
-[[static]]
-source = "10.0.1.2"
-group = "239.1.1.1"
-iif = "eth1"
-oifs = ["eth2", "eth3"]
-
-[[static]]
-group = "239.2.2.2"
-iif = "eth1"
-oifs = ["eth3"]
-`))
+	next, err := conf.Parse("test.toml", []byte(templateTo("eth3")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,6 +65,13 @@ func TestStaticSGToTwoInterfaces(t *testing.T) {
 	if !ok || first.Packets < 300 || first.Protocol != "static" || !slices.Equal(first.OIFs, []string{"eth2", "eth3"}) {
 		t.Fatalf("route after 300 packets: %+v (found %v)", first, ok)
 	}
+	metrics := mustExec(t, l, "r1", "mroutectl", "show", "metrics")
+	for _, want := range []string{`mrouterd_vif_packets_total{interface="eth2",direction="out"} 3`, "mrouterd_routes 1"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
+		}
+	}
+
 	send(t, l, "src", sendArgs("239.1.1.1", 100)...)
 	lab.WaitFor(t, 5*time.Second, "route counter rising by 100", func() (bool, string) {
 		now, _ := findRoute(routes(t, l, "r1"), "10.0.1.2", "239.1.1.1")
