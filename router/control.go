@@ -94,6 +94,7 @@ func (r *Router) handler() http.Handler {
 	view(api.PathInterfaces, func() any { return r.interfacesView() })
 	view(api.PathStatus, func() any { return r.statusView() })
 	view(api.PathIGMPGroups, func() any { return r.igmpGroupsView() })
+	view(api.PathPIMNeighbors, func() any { return r.pimNeighborsView() })
 	mux.HandleFunc("POST "+api.PathReload, func(w http.ResponseWriter, req *http.Request) {
 		summary, err := r.Reload(req.Context())
 		if err != nil {
@@ -229,6 +230,12 @@ func (r *Router) interfacesView() api.Interfaces {
 				v.IGMPState.OtherQuerierExpires = int64(math.Ceil(time.Until(exp).Seconds()))
 			}
 		}
+		if p := ifc.pim; p != nil {
+			v.PIMState = &api.PIMInterface{
+				Address: ifc.pimSelf.String(), DR: addrOrDash(p.DR()), IsDR: p.IsDR(),
+				DRPriority: settings.DRPriority, GenerationID: p.GenerationID(), Neighbors: len(p.Neighbors()),
+			}
+		}
 		switch {
 		case ifc.hasVIF():
 			v.State = "active"
@@ -270,6 +277,28 @@ func (r *Router) igmpGroupsView() api.IGMPGroups {
 				v.ExpiresS = int64(math.Ceil(g.Expires.Sub(now).Seconds()))
 			}
 			out.Groups = append(out.Groups, v)
+		}
+	}
+	return out
+}
+
+func (r *Router) pimNeighborsView() api.PIMNeighbors {
+	out := api.PIMNeighbors{Neighbors: []api.PIMNeighbor{}}
+	now := time.Now()
+	for _, ifc := range r.sortedInterfaces() {
+		if ifc.pim == nil {
+			continue
+		}
+		dr := ifc.pim.DR()
+		for _, n := range ifc.pim.Neighbors() {
+			v := api.PIMNeighbor{
+				Interface: ifc.name, Address: n.Address.String(), UptimeS: int64(now.Sub(n.Since).Seconds()),
+				DRPriority: n.DRPriority, GenerationID: n.GenerationID, DR: n.Address == dr,
+			}
+			if !n.Expires.IsZero() {
+				v.ExpiresS = int64(math.Ceil(n.Expires.Sub(now).Seconds()))
+			}
+			out.Neighbors = append(out.Neighbors, v)
 		}
 	}
 	return out

@@ -104,30 +104,6 @@ func (r *Router) handleIGMP(pkt []byte, ifindex int, now time.Time) {
 	r.igmpActions(ifc, ifc.querier.Receive(now, src, msg))
 }
 
-// advanceQueriers runs the IGMP timers that are due.
-func (r *Router) advanceQueriers(now time.Time) {
-	for _, ifc := range r.ifaces {
-		if ifc.querier != nil {
-			r.igmpActions(ifc, ifc.querier.Advance(now))
-		}
-	}
-}
-
-// nextIGMPDeadline is the earliest IGMP timer of any interface.
-func (r *Router) nextIGMPDeadline() (time.Time, bool) {
-	var next time.Time
-	found := false
-	for _, ifc := range r.ifaces {
-		if ifc.querier == nil {
-			continue
-		}
-		if t, ok := ifc.querier.NextDeadline(); ok && (!found || t.Before(next)) {
-			next, found = t, true
-		}
-	}
-	return next, found
-}
-
 // igmpActions carries out what a querier asked for.
 func (r *Router) igmpActions(ifc *iface, actions []igmp.Action) {
 	for _, a := range actions {

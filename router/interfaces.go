@@ -13,6 +13,7 @@ import (
 
 	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
+	"github.com/mrouterd/mrouterd/pim"
 )
 
 // iface is one network interface as the kernel reports it, and its VIF if it has one.
@@ -26,6 +27,9 @@ type iface struct {
 
 	querier     *igmp.Querier // nil when IGMP is off here
 	querierSelf netip.Addr    // the address the querier was given
+
+	pim     *pim.Interface // nil when PIM is off here
+	pimSelf netip.Addr     // the address PIM speaks from
 }
 
 func (i *iface) hasVIF() bool { return i.vif >= 0 }
@@ -159,7 +163,7 @@ func (r *Router) syncInterfaces() error {
 	for _, ifc := range r.ifaces {
 		ifc.addresses = byIndex[ifc.index]
 		sortPrefixes(ifc.addresses)
-		r.updateQuerier(ifc, time.Now())
+		r.updateProtocols(ifc, time.Now())
 	}
 	return nil
 }
@@ -195,7 +199,7 @@ func (r *Router) linkGone(index int) {
 
 func (r *Router) removeInterface(ifc *iface) {
 	r.releaseVIF(ifc)
-	r.updateQuerier(ifc, time.Now())
+	r.updateProtocols(ifc, time.Now())
 	delete(r.ifaces, ifc.name)
 }
 
@@ -210,7 +214,7 @@ func (r *Router) addrChanged(index int, ipnet net.IPNet, added bool) {
 		ifc.addresses = append(ifc.addresses, p)
 		sortPrefixes(ifc.addresses)
 	}
-	r.updateQuerier(ifc, time.Now())
+	r.updateProtocols(ifc, time.Now())
 }
 
 func (r *Router) byIndex(index int) *iface {
@@ -243,7 +247,7 @@ func (r *Router) updateVIF(ifc *iface) {
 	case !want && ifc.hasVIF():
 		r.releaseVIF(ifc)
 	}
-	r.updateQuerier(ifc, time.Now())
+	r.updateProtocols(ifc, time.Now())
 }
 
 func (r *Router) addVIF(ifc *iface) {
@@ -305,4 +309,43 @@ func (r *Router) sortedInterfaces() []*iface {
 	}
 	slices.SortFunc(out, func(a, b *iface) int { return a.index - b.index })
 	return out
+}
+
+// updateProtocols brings the interface's IGMP querier and PIM state in line with its
+// VIF, addresses and config.
+func (r *Router) updateProtocols(ifc *iface, now time.Time) {
+	r.updateQuerier(ifc, now)
+	r.updatePIM(ifc, now)
+}
+
+// advanceProtocols runs the IGMP and PIM timers that are due.
+func (r *Router) advanceProtocols(now time.Time) {
+	for _, ifc := range r.sortedInterfaces() {
+		if ifc.querier != nil {
+			r.igmpActions(ifc, ifc.querier.Advance(now))
+		}
+		if ifc.pim != nil {
+			r.pimActions(ifc, ifc.pim.Advance(now))
+		}
+	}
+}
+
+// nextProtocolDeadline is the earliest IGMP or PIM timer of any interface.
+func (r *Router) nextProtocolDeadline() (time.Time, bool) {
+	var next time.Time
+	found := false
+	consider := func(t time.Time, ok bool) {
+		if ok && (!found || t.Before(next)) {
+			next, found = t, true
+		}
+	}
+	for _, ifc := range r.ifaces {
+		if ifc.querier != nil {
+			consider(ifc.querier.NextDeadline())
+		}
+		if ifc.pim != nil {
+			consider(ifc.pim.NextDeadline())
+		}
+	}
+	return next, found
 }

@@ -39,6 +39,7 @@ type Router struct {
 
 	mrt     *mroute.Socket
 	igmp    *igmpIO
+	pimIO   *pimIO
 	vifs    *mroute.VIFTable
 	ifaces  map[string]*iface               // by name
 	routes  map[sgKey]*route                // static and learned entries, (*,G) templates included
@@ -54,6 +55,7 @@ type Router struct {
 	calls       chan func()
 	upcalls     chan mroute.Upcall
 	igmpPackets chan igmpPacket
+	pimPackets  chan pimPacket
 	netlink     chan netlinkEvent
 
 	reconcileWanted bool
@@ -96,6 +98,12 @@ func New(opts Options) (*Router, error) {
 		mrt.Close()
 		return nil, err
 	}
+	pimIO, err := openPIM()
+	if err != nil {
+		igmpIO.Close()
+		mrt.Close()
+		return nil, err
+	}
 	socket := opts.Socket
 	if socket == "" {
 		socket = opts.Config.Control.Socket
@@ -109,6 +117,8 @@ func New(opts Options) (*Router, error) {
 		started:     time.Now(),
 		mrt:         mrt,
 		igmp:        igmpIO,
+		pimIO:       pimIO,
+		pimPackets:  make(chan pimPacket, 1024),
 		byGroup:     make(map[netip.Addr]map[sgKey]*route),
 		igmpPackets: make(chan igmpPacket, 1024),
 		vifs:        mroute.NewVIFTable(),
@@ -138,6 +148,7 @@ func (r *Router) Run(ctx context.Context, ready func()) error {
 	loopCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go r.readUpcalls(loopCtx)
+	go r.readPIM(loopCtx)
 	go r.watchNetlink(loopCtx)
 
 	if err := r.syncInterfaces(); err != nil {
@@ -158,17 +169,18 @@ func (r *Router) loop(ctx context.Context) error {
 	defer resync.Stop()
 	sweep := time.NewTimer(r.sweepInterval())
 	defer sweep.Stop()
-	igmpTimer := time.NewTimer(time.Hour)
-	defer igmpTimer.Stop()
-	var igmpDeadline time.Time
+	protoTimer := time.NewTimer(time.Hour)
+	defer protoTimer.Stop()
+	var protoDeadline time.Time
 	for {
 		if r.reconcileWanted {
 			r.reconcile("change")
 		}
-		// One timer serves every querier: it is set to the earliest IGMP deadline.
-		if next, ok := r.nextIGMPDeadline(); ok && !next.Equal(igmpDeadline) {
-			igmpDeadline = next
-			igmpTimer.Reset(time.Until(next))
+		// One timer serves every protocol state machine: it is set to the earliest
+		// deadline of any of them.
+		if next, ok := r.nextProtocolDeadline(); ok && !next.Equal(protoDeadline) {
+			protoDeadline = next
+			protoTimer.Reset(time.Until(next))
 		}
 		select {
 		case <-ctx.Done():
@@ -181,9 +193,11 @@ func (r *Router) loop(ctx context.Context) error {
 			r.handleNetlink(ev)
 		case p := <-r.igmpPackets:
 			r.handleIGMP(p.data, p.ifindex, time.Now())
-		case <-igmpTimer.C:
-			igmpDeadline = time.Time{}
-			r.advanceQueriers(time.Now())
+		case p := <-r.pimPackets:
+			r.handlePIM(p, time.Now())
+		case <-protoTimer.C:
+			protoDeadline = time.Time{}
+			r.advanceProtocols(time.Now())
 		case <-resync.C:
 			r.reconcile("periodic")
 			resync.Reset(r.cfg.Router.ResyncInterval)
@@ -263,6 +277,9 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 		if ifc.querier != nil {
 			r.igmpActions(ifc, ifc.querier.SetConfig(r.igmpConfig(), now))
 		}
+		if ifc.pim != nil {
+			r.pimActions(ifc, ifc.pim.SetConfig(r.pimConfig(ifc), now))
+		}
 		r.updateVIF(ifc)
 	}
 	r.reconcileWanted = true
@@ -272,12 +289,18 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 // shutdown removes every VIF and MFC entry this daemon installed and releases the
 // table, so a stopped daemon leaves nothing forwarding behind.
 func (r *Router) shutdown() {
+	now := time.Now()
 	for _, ifc := range r.ifaces {
 		if ifc.querier != nil {
 			r.igmp.leave(ifc.index)
 		}
+		if ifc.pim != nil {
+			// Goodbye hellos let neighbours drop us at once, not after the holdtime.
+			r.pimActions(ifc, ifc.pim.Stop(now))
+		}
 	}
 	r.igmp.Close()
+	r.pimIO.Close()
 	if err := r.mrt.Flush(mroute.FlushMFC | mroute.FlushVIFs); err != nil {
 		r.log.Warn("flush on exit", "err", err)
 	}

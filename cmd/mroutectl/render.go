@@ -58,7 +58,7 @@ func renderInterfaces(w io.Writer, is api.Interfaces) error {
 		if i.VIF >= 0 {
 			vif = strconv.Itoa(i.VIF)
 		}
-		row(tw, i.Name, strconv.Itoa(i.Index), vif, list(i.Addresses), dash(i.State), igmpCell(i), yesNo(i.PIM),
+		row(tw, i.Name, strconv.Itoa(i.Index), vif, list(i.Addresses), dash(i.State), igmpCell(i), pimCell(i),
 			count(i.PacketsIn)+"/"+count(i.PacketsOut))
 	}
 	return finish(tw, len(is.Interfaces), "interfaces")
@@ -75,6 +75,19 @@ func igmpCell(i api.Interface) string {
 		return fmt.Sprintf("v%d querier", q.Version)
 	}
 	return fmt.Sprintf("v%d, querier %s", q.Version, q.QuerierAddress)
+}
+
+// pimCell says whether PIM runs and who the DR is: "DR" when this router is, else
+// "DR 10.0.5.3".
+func pimCell(i api.Interface) string {
+	p := i.PIMState
+	switch {
+	case p == nil:
+		return yesNo(i.PIM)
+	case p.IsDR:
+		return "DR"
+	}
+	return "DR " + p.DR
 }
 
 func renderIGMPGroups(w io.Writer, g api.IGMPGroups) error {

@@ -71,6 +71,18 @@ type Interface struct {
 
 	// IGMP state; absent when IGMP is off on the interface.
 	IGMPState *IGMPInterface `json:"igmp_state,omitempty"`
+	// PIM state; absent when PIM is off on the interface.
+	PIMState *PIMInterface `json:"pim_state,omitempty"`
+}
+
+// PIMInterface is the PIM state of one interface.
+type PIMInterface struct {
+	Address      string `json:"address"`
+	DR           string `json:"dr"`
+	IsDR         bool   `json:"is_dr"`
+	DRPriority   uint32 `json:"dr_priority"`
+	GenerationID uint32 `json:"generation_id"`
+	Neighbors    int    `json:"neighbors"`
 }
 
 // IGMPInterface is the IGMP querier state of one interface.

@@ -1,0 +1,130 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"github.com/mrouterd/mrouterd/pim"
+)
+
+// pimConfig is the PIM configuration of one interface.
+func (r *Router) pimConfig(ifc *iface) pim.InterfaceConfig {
+	settings, _ := r.cfg.InterfaceFor(ifc.name)
+	return pim.InterfaceConfig{
+		HelloInterval:       r.cfg.PIM.HelloInterval,
+		DRPriority:          settings.DRPriority,
+		TriggeredHelloDelay: 5 * time.Second, // Triggered_Hello_Delay, RFC 7761 4.11
+		Random:              rand.Float64,
+	}
+}
+
+// updatePIM starts, stops or restarts PIM on an interface to match its VIF, its
+// address and the config.
+func (r *Router) updatePIM(ifc *iface, now time.Time) {
+	settings, enabled := r.cfg.InterfaceFor(ifc.name)
+	want := ifc.hasVIF() && enabled && settings.PIM && r.pimIO != nil && ifc.primary().IsValid()
+	if ifc.pim != nil && (!want || ifc.pimSelf != ifc.primary()) {
+		// A new address is a new neighbour to the others: say goodbye from the old one
+		// and start again with a new generation ID.
+		r.pimActions(ifc, ifc.pim.Stop(now))
+		ifc.pim = nil
+		r.pimIO.leave(ifc.index)
+		r.log.Info("PIM stopped", "interface", ifc.name)
+	}
+	if !want || ifc.pim != nil {
+		return
+	}
+	if err := r.pimIO.join(ifc.index); err != nil {
+		r.counters.inc("pim_join_errors")
+		r.log.Error("PIM on interface", "interface", ifc.name, "err", err)
+		return
+	}
+	ifc.pimSelf = ifc.primary()
+	ifc.pim = pim.NewInterface(r.pimConfig(ifc), ifc.pimSelf, rand.Uint32())
+	r.log.Info("PIM started", "interface", ifc.name, "address", ifc.pimSelf)
+	r.pimActions(ifc, ifc.pim.Start(now))
+}
+
+// readPIM reads the PIM socket and hands messages to the loop.
+func (r *Router) readPIM(ctx context.Context) {
+	buf := make([]byte, 65536)
+	for {
+		pkt, err := r.pimIO.read(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+				return
+			}
+			r.readErrors.Add(1)
+			continue
+		}
+		select {
+		case r.pimPackets <- pkt:
+		case <-ctx.Done():
+			return
+		default:
+			r.queueFull.Add(1)
+		}
+	}
+}
+
+// handlePIM passes a received PIM message to its interface.
+func (r *Router) handlePIM(pkt pimPacket, now time.Time) {
+	ifc := r.byIndex(pkt.ifindex)
+	if ifc == nil || ifc.pim == nil {
+		r.counters.inc("pim_ignored_interface")
+		return
+	}
+	if ifc.own(pkt.src) {
+		return
+	}
+	msg, err := pim.Decode(pkt.data)
+	if err != nil {
+		r.counters.inc("pim_malformed")
+		var de *pim.DecodeError
+		if errors.As(err, &de) {
+			r.counters.inc("pim_malformed_" + de.Reason)
+		}
+		r.log.Debug("malformed PIM", "interface", ifc.name, "from", pkt.src, "err", err)
+		return
+	}
+	switch m := msg.(type) {
+	case *pim.Hello:
+		r.counters.inc("pim_hellos_received")
+		r.pimActions(ifc, ifc.pim.ReceiveHello(now, pkt.src, m))
+	default:
+		r.counters.inc("pim_not_handled")
+	}
+}
+
+// pimActions carries out what an interface's PIM state asked for.
+func (r *Router) pimActions(ifc *iface, actions []pim.Action) {
+	for _, a := range actions {
+		switch a := a.(type) {
+		case pim.SendHello:
+			msg, err := a.Hello.Marshal()
+			if err == nil {
+				err = r.pimIO.send(ifc.index, ifc.pimSelf, msg)
+			}
+			if err != nil {
+				r.counters.inc("pim_send_errors")
+				r.log.Warn("send PIM hello", "interface", ifc.name, "err", err)
+				continue
+			}
+			r.counters.inc("pim_hellos_sent")
+		case pim.NeighborUp:
+			r.counters.inc("pim_neighbors_up")
+			r.log.Info("PIM neighbor up", "interface", ifc.name, "neighbor", a.Address)
+		case pim.NeighborDown:
+			r.counters.inc("pim_neighbors_down")
+			r.log.Info("PIM neighbor down", "interface", ifc.name, "neighbor", a.Address)
+		case pim.NeighborRestarted:
+			r.counters.inc("pim_neighbors_restarted")
+			r.log.Info("PIM neighbor restarted", "interface", ifc.name, "neighbor", a.Address)
+		case pim.DRChanged:
+			r.log.Info("PIM DR", "interface", ifc.name, "dr", a.DR, "self", a.IsSelf)
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package router
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"golang.org/x/net/ipv4"
+)
+
+// allPIMRouters is where hellos and join/prunes go (RFC 7761 4.9).
+var allPIMRouters = netip.AddrFrom4([4]byte{224, 0, 0, 13})
+
+// pimIO is the raw PIM socket: hellos in and out of every PIM interface.
+type pimIO struct {
+	conn *ipv4.PacketConn
+}
+
+func openPIM() (*pimIO, error) {
+	c, err := net.ListenPacket("ip4:103", "0.0.0.0")
+	if err != nil {
+		return nil, fmt.Errorf("PIM socket: %w", err)
+	}
+	pc := ipv4.NewPacketConn(c)
+	setup := []error{
+		pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst, true),
+		pc.SetMulticastTTL(1),
+		pc.SetMulticastLoopback(false),
+		pc.SetTOS(0xc0), // Internet Control precedence, like every routing protocol
+	}
+	for _, err := range setup {
+		if err != nil {
+			pc.Close()
+			return nil, fmt.Errorf("PIM socket: %w", err)
+		}
+	}
+	return &pimIO{conn: pc}, nil
+}
+
+func (p *pimIO) Close() error { return p.conn.Close() }
+
+func (p *pimIO) join(ifindex int) error {
+	return p.conn.JoinGroup(&net.Interface{Index: ifindex}, &net.IPAddr{IP: allPIMRouters.AsSlice()})
+}
+
+// leave undoes join; the interface may already be gone, so errors are not reported.
+func (p *pimIO) leave(ifindex int) {
+	_ = p.conn.LeaveGroup(&net.Interface{Index: ifindex}, &net.IPAddr{IP: allPIMRouters.AsSlice()})
+}
+
+// send writes one PIM message to ALL-PIM-ROUTERS out of an interface.
+func (p *pimIO) send(ifindex int, src netip.Addr, msg []byte) error {
+	cm := &ipv4.ControlMessage{IfIndex: ifindex, Src: src.AsSlice()}
+	_, err := p.conn.WriteTo(msg, cm, &net.IPAddr{IP: allPIMRouters.AsSlice()})
+	return err
+}
+
+// pimPacket is a received PIM message (IP header removed) with where it came from.
+type pimPacket struct {
+	data    []byte
+	src     netip.Addr
+	ifindex int
+}
+
+// read returns the next PIM message.
+func (p *pimIO) read(buf []byte) (pimPacket, error) {
+	n, cm, from, err := p.conn.ReadFrom(buf)
+	if err != nil {
+		return pimPacket{}, err
+	}
+	pkt := pimPacket{data: append([]byte(nil), buf[:n]...)}
+	if ip, ok := from.(*net.IPAddr); ok {
+		pkt.src, _ = netip.AddrFromSlice(ip.IP.To4())
+	}
+	if cm != nil {
+		pkt.ifindex = cm.IfIndex
+	}
+	return pkt, nil
+}
