@@ -75,18 +75,28 @@ func TestPIMDRElection(t *testing.T) {
 	waitDR(t, l, []string{"r1", "r2"}, "10.0.5.2") // the goodbye hello, not a 3.5 s holdtime
 }
 
-// TestPIMNeighborFRR: FRR's pimd and mrouterd see each other as PIM neighbours.
-func TestPIMNeighborFRR(t *testing.T) {
-	peers.RequireFRR(t)
+// lanWithPeer deploys the PIM LAN, starts a reference router on its peer node and
+// waits until mrouterd has it as a neighbour.
+func lanWithPeer(t *testing.T, within time.Duration, start func(*lab.Lab) (*peers.Process, error)) *lab.Lab {
+	t.Helper()
 	l := deploy(t, topology(t, "pim-lan", map[string]string{"r1": pimConfig(1), "r2": pimConfig(1), "r3": pimConfig(1)}))
-	frr, err := peers.StartFRR(l, "peer", "interface eth1\n ip pim\n ip pim hello 1\n")
+	p, err := start(l)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = frr.Stop() })
-	lab.WaitFor(t, 15*time.Second, "mrouterd seeing FRR", func() (bool, string) {
+	t.Cleanup(func() { _ = p.Stop() })
+	lab.WaitFor(t, within, "mrouterd seeing the peer", func() (bool, string) {
 		ns := pimNeighbors(t, l, "r1")
 		return slices.Contains(ns, "10.0.5.9"), fmt.Sprint(ns)
+	})
+	return l
+}
+
+// TestPIMNeighborFRR: FRR's pimd and mrouterd see each other as PIM neighbours.
+func TestPIMNeighborFRR(t *testing.T) {
+	peers.RequireFRR(t)
+	l := lanWithPeer(t, 15*time.Second, func(l *lab.Lab) (*peers.Process, error) {
+		return peers.StartFRR(l, "peer", "interface eth1\n ip pim\n ip pim hello 1\n")
 	})
 	lab.WaitFor(t, 15*time.Second, "FRR seeing mrouterd", func() (bool, string) {
 		out, err := peers.FRRVtysh(l, "peer", "show ip pim neighbor")
@@ -98,15 +108,8 @@ func TestPIMNeighborFRR(t *testing.T) {
 // TestPIMNeighborPimd: troglobit's pimd and mrouterd see each other as PIM neighbours.
 func TestPIMNeighborPimd(t *testing.T) {
 	peers.RequirePimd(t)
-	l := deploy(t, topology(t, "pim-lan", map[string]string{"r1": pimConfig(1), "r2": pimConfig(1), "r3": pimConfig(1)}))
-	p, err := peers.StartPimd(l, "peer", "phyint eth1 enable\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Stop() })
-	lab.WaitFor(t, 45*time.Second, "mrouterd seeing pimd", func() (bool, string) {
-		ns := pimNeighbors(t, l, "r1")
-		return slices.Contains(ns, "10.0.5.9"), fmt.Sprint(ns)
+	l := lanWithPeer(t, 45*time.Second, func(l *lab.Lab) (*peers.Process, error) {
+		return peers.StartPimd(l, "peer", "phyint eth1 enable\n")
 	})
 	lab.WaitFor(t, 30*time.Second, "pimd seeing mrouterd", func() (bool, string) {
 		dump, err := peers.PimdDump(l, "peer")
