@@ -95,6 +95,7 @@ func (r *Router) handler() http.Handler {
 	view(api.PathStatus, func() any { return r.statusView() })
 	view(api.PathIGMPGroups, func() any { return r.igmpGroupsView() })
 	view(api.PathPIMNeighbors, func() any { return r.pimNeighborsView() })
+	view(api.PathPIMRP, func() any { return r.rpView() })
 	mux.HandleFunc("POST "+api.PathReload, func(w http.ResponseWriter, req *http.Request) {
 		summary, err := r.Reload(req.Context())
 		if err != nil {
@@ -300,6 +301,17 @@ func (r *Router) pimNeighborsView() api.PIMNeighbors {
 			}
 			out.Neighbors = append(out.Neighbors, v)
 		}
+	}
+	return out
+}
+
+func (r *Router) rpView() api.RPMappings {
+	out := api.RPMappings{RP: []api.RPMapping{}}
+	for _, m := range r.rps.Mappings() {
+		out.RP = append(out.RP, api.RPMapping{GroupRange: m.Groups.String(), RP: m.RP.String(), Source: m.Origin})
+	}
+	if ssm := r.cfg.PIM.SSMRange; ssm.IsValid() {
+		out.RP = append(out.RP, api.RPMapping{GroupRange: ssm.String(), RP: "-", Source: "ssm"})
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/mrouterd/mrouterd/conf"
 	"github.com/mrouterd/mrouterd/pim"
 )
 
@@ -19,6 +20,17 @@ func (r *Router) pimConfig(ifc *iface) pim.InterfaceConfig {
 		TriggeredHelloDelay: 5 * time.Second, // Triggered_Hello_Delay, RFC 7761 4.11
 		Random:              rand.Float64,
 	}
+}
+
+// rpSet builds the group-to-RP mapping the config asks for.
+func rpSet(cfg *conf.Config) *pim.RPSet {
+	var ms []pim.RPMapping
+	for _, rp := range cfg.PIM.RPs {
+		for _, g := range rp.Groups {
+			ms = append(ms, pim.RPMapping{Groups: g, RP: rp.Address, Origin: "static"})
+		}
+	}
+	return pim.NewRPSet(ms, cfg.PIM.SSMRange)
 }
 
 // updatePIM starts, stops or restarts PIM on an interface to match its VIF, its

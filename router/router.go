@@ -16,6 +16,7 @@ import (
 
 	"github.com/mrouterd/mrouterd/conf"
 	"github.com/mrouterd/mrouterd/mroute"
+	"github.com/mrouterd/mrouterd/pim"
 )
 
 // Options are what the daemon's command line hands the router.
@@ -44,6 +45,7 @@ type Router struct {
 	ifaces  map[string]*iface               // by name
 	routes  map[sgKey]*route                // static and learned entries, (*,G) templates included
 	byGroup map[netip.Addr]map[sgKey]*route // routes indexed by group
+	rps     *pim.RPSet
 
 	counters counters
 	// The socket reader counts on its own goroutine, so its counters are atomic.
@@ -120,6 +122,7 @@ func New(opts Options) (*Router, error) {
 		pimIO:       pimIO,
 		pimPackets:  make(chan pimPacket, 1024),
 		byGroup:     make(map[netip.Addr]map[sgKey]*route),
+		rps:         rpSet(opts.Config),
 		igmpPackets: make(chan igmpPacket, 1024),
 		vifs:        mroute.NewVIFTable(),
 		ifaces:      make(map[string]*iface),
@@ -264,6 +267,7 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 	}
 	summary := conf.Diff(r.cfg, next)
 	r.cfg = next
+	r.rps = rpSet(next)
 	r.counters.inc("reloads")
 	if len(summary) == 0 {
 		return nil, nil

@@ -28,6 +28,7 @@ func newTestRouter(t *testing.T, cfgText string) *Router {
 		ifaces:      make(map[string]*iface),
 		routes:      make(map[sgKey]*route),
 		byGroup:     make(map[netip.Addr]map[sgKey]*route),
+		rps:         rpSet(cfg),
 		counters:    make(counters),
 		kernelByKey: make(map[sgKey]mroute.KernelEntry),
 	}

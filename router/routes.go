@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mrouterd/mrouterd/conf"
+	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
 )
 
@@ -149,13 +150,21 @@ func (r *Router) membershipChanged(group netip.Addr) {
 }
 
 // memberOIFs lists the interfaces, other than the incoming one, whose IGMP state asks
-// for traffic from the source to the group.
+// for traffic from the source to the group. In the SSM range only source-specific
+// (INCLUDE) membership counts: an any-source join there is ignored (RFC 4604 2.2.1).
 func (r *Router) memberOIFs(key sgKey, iif string) []string {
+	ssm := r.rps.SSM(key.Group)
 	var out []string
 	for _, ifc := range r.sortedInterfaces() {
-		if ifc.name != iif && ifc.querier != nil && ifc.querier.Forward(key.Source, key.Group) {
-			out = append(out, ifc.name)
+		q := ifc.querier
+		if ifc.name == iif || q == nil || !q.Forward(key.Source, key.Group) {
+			continue
 		}
+		if g, ok := q.Group(key.Group); ssm && (!ok || g.Mode != igmp.Include) {
+			r.counters.inc("igmp_ssm_asm_join_ignored")
+			continue
+		}
+		out = append(out, ifc.name)
 	}
 	return out
 }

@@ -114,6 +114,20 @@ func TestIGMPSourceFilters(t *testing.T) {
 	waitMFC(t, l, "r1", "10.0.1.3", "239.1.1.3")
 	waitMFC(t, l, "r1", "10.0.1.2", "239.1.1.4", "eth2")
 	waitMFC(t, l, "r1", "10.0.1.3", "239.1.1.4")
+
+	// In the SSM range only a source-specific join counts: the v2 host's any-source
+	// join gets nothing, the v3 host's (S,G) join gets its source.
+	startReceiver(t, l, "rcv2", recvArgs("232.1.1.1")...)
+	startReceiver(t, l, "rcv1", recvArgs("232.1.1.1", "-source", "10.0.1.2")...)
+	waitGroup(t, l, "r1", "eth3", "232.1.1.1", anyGroup)
+	waitGroup(t, l, "r1", "eth2", "232.1.1.1", anyGroup)
+	send(t, l, "src", sendArgs("232.1.1.1", 50)...)
+	waitMFC(t, l, "r1", "10.0.1.2", "232.1.1.1", "eth2")
+	var rps api.RPMappings
+	ctl(t, l, "r1", &rps, "show", "pim", "rp")
+	if len(rps.RP) != 1 || rps.RP[0].GroupRange != "232.0.0.0/8" || rps.RP[0].Source != "ssm" {
+		t.Errorf("show pim rp with the defaults: %+v", rps)
+	}
 }
 
 // TestIGMPLeaveStopsTraffic: once the last member leaves, the router stops forwarding
