@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/mrouterd/mrouterd/router/api"
 	"github.com/mrouterd/mrouterd/test/lab"
 )
 
@@ -262,4 +265,35 @@ func mustExec(t *testing.T, l *lab.Lab, node string, args ...string) string {
 		t.Fatalf("%s: %s: %v", node, strings.Join(args, " "), err)
 	}
 	return out
+}
+
+// TestDriftHealed: an entry removed from the kernel behind the daemon's back (by
+// another privileged socket, as a stray tool would) is put back by the periodic
+// reconcile, and the drift is counted.
+func TestDriftHealed(t *testing.T) {
+	cfg := strings.Replace(staticConfig(""), `resync-interval = "5s"`, `resync-interval = "1s"`, 1)
+	l := deploy(t, topology(t, "static", map[string]string{"r1": cfg}))
+	waitMFC(t, l, "r1", "10.0.1.2", "239.1.1.1", "eth2", "eth3")
+
+	err := l.InNetns("r1", func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_IGMP)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		// struct mfcctl is 60 bytes; MRT_DEL_MFC (205) reads only source and group.
+		var mfcctl [60]byte
+		copy(mfcctl[0:4], []byte{10, 0, 1, 2})
+		copy(mfcctl[4:8], []byte{239, 1, 1, 1})
+		return unix.SetsockoptString(fd, unix.IPPROTO_IP, 205, string(mfcctl[:]))
+	})
+	if err != nil {
+		t.Fatalf("remove the entry behind the daemon: %v", err)
+	}
+	waitMFC(t, l, "r1", "10.0.1.2", "239.1.1.1", "eth2", "eth3")
+	var st api.Status
+	ctl(t, l, "r1", &st, "show", "status")
+	if st.Counters["mfc_drift"] == 0 {
+		t.Errorf("drift not counted: %v", st.Counters)
+	}
 }
