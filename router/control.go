@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -79,23 +80,28 @@ func (c *control) serve(ln net.Listener, h http.Handler) {
 
 func (r *Router) handler() http.Handler {
 	mux := http.NewServeMux()
-	view := func(path string, build func() any) {
+	view := func(path string, build func() (any, error)) {
 		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, req *http.Request) {
 			var v any
-			if err := r.call(req.Context(), func() { v = build() }); err != nil {
+			var buildErr error
+			if err := r.call(req.Context(), func() { v, buildErr = build() }); err != nil {
 				writeError(w, http.StatusServiceUnavailable, err)
+				return
+			}
+			if buildErr != nil {
+				writeError(w, http.StatusInternalServerError, buildErr)
 				return
 			}
 			writeJSON(w, http.StatusOK, v)
 		})
 	}
-	view(api.PathRoutes, func() any { return r.routesView() })
-	view(api.PathMFC, func() any { return r.mfcView() })
-	view(api.PathInterfaces, func() any { return r.interfacesView() })
-	view(api.PathStatus, func() any { return r.statusView() })
-	view(api.PathIGMPGroups, func() any { return r.igmpGroupsView() })
-	view(api.PathPIMNeighbors, func() any { return r.pimNeighborsView() })
-	view(api.PathPIMRP, func() any { return r.rpView() })
+	view(api.PathRoutes, func() (any, error) { return r.routesView() })
+	view(api.PathMFC, func() (any, error) { return r.mfcView() })
+	view(api.PathInterfaces, func() (any, error) { return r.interfacesView(), nil })
+	view(api.PathStatus, func() (any, error) { return r.statusView(), nil })
+	view(api.PathIGMPGroups, func() (any, error) { return r.igmpGroupsView(), nil })
+	view(api.PathPIMNeighbors, func() (any, error) { return r.pimNeighborsView(), nil })
+	view(api.PathPIMRP, func() (any, error) { return r.rpView(), nil })
 	mux.HandleFunc("POST "+api.PathReload, func(w http.ResponseWriter, req *http.Request) {
 		summary, err := r.Reload(req.Context())
 		if err != nil {
@@ -134,8 +140,11 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func (r *Router) routesView() api.Routes {
-	r.refreshKernel()
+// routesView lists the routes with the kernel's counters, read fresh.
+func (r *Router) routesView() (api.Routes, error) {
+	if !r.refreshKernel() {
+		return api.Routes{}, errors.New("read the kernel MFC for counters failed (see the daemon's log)")
+	}
 	now := time.Now()
 	out := api.Routes{Routes: make([]api.Route, 0, len(r.routes))}
 	for key, rt := range r.routes {
@@ -156,7 +165,7 @@ func (r *Router) routesView() api.Routes {
 	slices.SortFunc(out.Routes, func(a, b api.Route) int {
 		return compareSG(a.Source, a.Group, b.Source, b.Group)
 	})
-	return out
+	return out, nil
 }
 
 // routeFlags explains a route's state in a word or two each.
@@ -178,13 +187,15 @@ func (r *Router) routeFlags(rt *route) []string {
 	return flags
 }
 
-func (r *Router) mfcView() api.MFC {
+// mfcView reads the kernel's MFC; a failed read is an error for the client, never an
+// empty table that looks like the truth.
+func (r *Router) mfcView() (api.MFC, error) {
 	entries, err := mroute.Dump(r.cfg.Router.Table)
-	out := api.MFC{MFC: make([]api.MFCEntry, 0, len(entries))}
 	if err != nil {
 		r.counters.inc("mfc_dump_errors")
-		return out
+		return api.MFC{}, fmt.Errorf("read the kernel MFC: %w", err)
 	}
+	out := api.MFC{MFC: make([]api.MFCEntry, 0, len(entries))}
 	for _, e := range entries {
 		v := api.MFCEntry{
 			Source: e.Source.String(), Group: e.Group.String(), IIF: r.nameOf(e.IIF),
@@ -198,7 +209,7 @@ func (r *Router) mfcView() api.MFC {
 	slices.SortFunc(out.MFC, func(a, b api.MFCEntry) int {
 		return compareSG(a.Source, a.Group, b.Source, b.Group)
 	})
-	return out
+	return out, nil
 }
 
 func (r *Router) nameOf(index int) string {
@@ -227,9 +238,7 @@ func (r *Router) interfacesView() api.Interfaces {
 				Version: r.cfg.IGMP.Version, Querier: q.IsQuerier(), QuerierAddress: addrOrDash(q.QuerierAddress()),
 				QueryIntervalS: r.cfg.IGMP.QueryInterval.Seconds(), Groups: len(q.Groups()),
 			}
-			if exp := q.OtherQuerierExpires(); !exp.IsZero() {
-				v.IGMPState.OtherQuerierExpires = int64(math.Ceil(time.Until(exp).Seconds()))
-			}
+			v.IGMPState.OtherQuerierExpires = secondsUntil(q.OtherQuerierExpires(), time.Now())
 		}
 		if p := ifc.pim; p != nil {
 			v.PIMState = &api.PIMInterface{
@@ -274,9 +283,7 @@ func (r *Router) igmpGroupsView() api.IGMPGroups {
 					v.Sources = append(v.Sources, s.Source.String())
 				}
 			}
-			if !g.Expires.IsZero() {
-				v.ExpiresS = int64(math.Ceil(g.Expires.Sub(now).Seconds()))
-			}
+			v.ExpiresS = secondsUntil(g.Expires, now)
 			out.Groups = append(out.Groups, v)
 		}
 	}
@@ -296,9 +303,7 @@ func (r *Router) pimNeighborsView() api.PIMNeighbors {
 				Interface: ifc.name, Address: n.Address.String(), UptimeS: int64(now.Sub(n.Since).Seconds()),
 				DRPriority: n.DRPriority, GenerationID: n.GenerationID, DR: n.Address == dr,
 			}
-			if !n.Expires.IsZero() {
-				v.ExpiresS = int64(math.Ceil(n.Expires.Sub(now).Seconds()))
-			}
+			v.ExpiresS = secondsUntil(n.Expires, now)
 			out.Neighbors = append(out.Neighbors, v)
 		}
 	}
@@ -316,6 +321,15 @@ func (r *Router) rpView() api.RPMappings {
 	return out
 }
 
+// secondsUntil is the whole seconds left until t, rounded up so that a timer about to
+// fire never shows 0; the zero time (a timer that is not running) shows 0.
+func secondsUntil(t, now time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return int64(math.Ceil(t.Sub(now).Seconds()))
+}
+
 func addrOrDash(a netip.Addr) string {
 	if !a.IsValid() {
 		return "-"
@@ -328,8 +342,10 @@ func (r *Router) statusView() api.Status {
 	for k, v := range r.counters {
 		cs[k] = v
 	}
-	cs["upcall_read_errors"] = r.readErrors.Load()
-	cs["upcall_queue_full"] = r.queueFull.Load()
+	cs["mrt_read_errors"] = r.mrtReader.readErrors.Load()
+	cs["mrt_queue_full"] = r.mrtReader.queueFull.Load()
+	cs["pim_read_errors"] = r.pimReader.readErrors.Load()
+	cs["pim_queue_full"] = r.pimReader.queueFull.Load()
 	installed := 0
 	for _, rt := range r.routes {
 		if rt.installable() {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -129,8 +130,10 @@ func (r *Router) handleNetlink(ev netlinkEvent) {
 	}
 }
 
+// isRegister recognises the register device the kernel makes for a register VIF:
+// "pimreg", or "pimreg<table>" for a table other than the default.
 func isRegister(l netlink.Link) bool {
-	return l.Type() == "pimreg" || l.Attrs().Name == "pimreg"
+	return strings.HasPrefix(l.Attrs().Name, "pimreg")
 }
 
 // syncInterfaces lists every link and address and makes the router's view match it:

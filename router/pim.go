@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"net"
 	"time"
 
 	"github.com/mrouterd/mrouterd/conf"
@@ -63,23 +62,8 @@ func (r *Router) updatePIM(ifc *iface, now time.Time) {
 // readPIM reads the PIM socket and hands messages to the loop.
 func (r *Router) readPIM(ctx context.Context) {
 	buf := make([]byte, 65536)
-	for {
-		pkt, err := r.pimIO.read(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
-				return
-			}
-			r.readErrors.Add(1)
-			continue
-		}
-		select {
-		case r.pimPackets <- pkt:
-		case <-ctx.Done():
-			return
-		default:
-			r.queueFull.Add(1)
-		}
-	}
+	pump(ctx, &r.pimReader, func() (pimPacket, error) { return r.pimIO.read(buf) },
+		func(p pimPacket) bool { return offer(r.pimPackets, p) })
 }
 
 // handlePIM passes a received PIM message to its interface.

@@ -25,7 +25,7 @@ type Options struct {
 	Socket  string // control socket path; overrides the config when set
 	Version string
 	Logger  *slog.Logger
-	// Reload, when set, is called on POST /v1/reload and SIGHUP to read the config anew.
+	// Load, when set, reads the config anew for POST /v1/reload and SIGHUP.
 	Load func() (*conf.Config, error)
 }
 
@@ -47,9 +47,8 @@ type Router struct {
 	byGroup map[netip.Addr]map[sgKey]*route // routes indexed by group
 	rps     *pim.RPSet
 
-	counters counters
-	// The socket reader counts on its own goroutine, so its counters are atomic.
-	readErrors, queueFull atomic.Uint64
+	counters             counters
+	mrtReader, pimReader readerStats
 	// kernelByKey is the last MFC dump, used for counters and idle detection.
 	kernelByKey map[sgKey]mroute.KernelEntry
 
@@ -150,7 +149,7 @@ func (r *Router) Run(ctx context.Context, ready func()) error {
 
 	loopCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	go r.readUpcalls(loopCtx)
+	go r.readMRT(loopCtx)
 	go r.readPIM(loopCtx)
 	go r.watchNetlink(loopCtx)
 
@@ -314,34 +313,45 @@ func (r *Router) shutdown() {
 	r.log.Info("mrouterd stopped")
 }
 
-// readUpcalls reads the multicast routing socket and hands upcalls to the loop.
-func (r *Router) readUpcalls(ctx context.Context) {
+// readMRT reads the multicast routing socket: kernel upcalls and IGMP packets.
+func (r *Router) readMRT(ctx context.Context) {
 	buf := make([]byte, 65536)
+	pump(ctx, &r.mrtReader, func() (mroute.Message, error) { return r.mrt.Read(buf) }, func(m mroute.Message) bool {
+		if m.Upcall != nil {
+			return offer(r.upcalls, *m.Upcall)
+		}
+		return offer(r.igmpPackets, igmpPacket{data: append([]byte(nil), m.Packet...), ifindex: m.IfIndex})
+	})
+}
+
+// readerStats are counted by a socket reader, which runs outside the loop.
+type readerStats struct{ readErrors, queueFull atomic.Uint64 }
+
+// pump reads messages until the socket is closed and hands each to deliver. A message
+// the loop has no room for is dropped and counted rather than left to block the
+// socket, whose kernel queue would then overflow unseen.
+func pump[T any](ctx context.Context, stats *readerStats, read func() (T, error), deliver func(T) bool) {
 	for {
-		msg, err := r.mrt.Read(buf)
+		m, err := read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 				return
 			}
-			r.readErrors.Add(1)
-			r.log.Warn("read multicast routing socket", "err", err)
+			stats.readErrors.Add(1)
 			continue
 		}
-		if msg.Upcall == nil {
-			pkt := igmpPacket{data: append([]byte(nil), msg.Packet...), ifindex: msg.IfIndex}
-			select {
-			case r.igmpPackets <- pkt:
-			default:
-				r.queueFull.Add(1)
-			}
-			continue
+		if !deliver(m) {
+			stats.queueFull.Add(1)
 		}
-		select {
-		case r.upcalls <- *msg.Upcall:
-		case <-ctx.Done():
-			return
-		default:
-			r.queueFull.Add(1)
-		}
+	}
+}
+
+// offer sends v if ch has room.
+func offer[T any](ch chan<- T, v T) bool {
+	select {
+	case ch <- v:
+		return true
+	default:
+		return false
 	}
 }
