@@ -138,10 +138,13 @@ func TestIGMPLeaveStopsTraffic(t *testing.T) {
 		{"rcv1", "eth2", "239.1.1.5"},
 		{"rcv2", "eth3", "239.1.1.6"},
 	} {
-		r := startReceiver(t, l, c.host, recvArgs(c.group)...)
+		// The receiver leaves by exiting once it has 20 packets of the stream.
+		r := startReceiver(t, l, c.host, recvArgs(c.group, "-count", "20")...)
 		stop := startSender(t, l, "src", "-group", c.group, "-port", "5000", "-ifname", "eth1", "-ttl", "8", "-rate", "200")
 		waitMFC(t, l, "r1", "10.0.1.2", c.group, c.ifname)
-		r.report(t, 0)
+		if rep := r.report(t, 5*time.Second); rep.Unique != 20 {
+			t.Fatalf("%s: got %d of the stream before leaving, want 20", c.host, rep.Unique)
+		}
 		left := time.Now()
 		waitMFC(t, l, "r1", "10.0.1.2", c.group)
 		if took := time.Since(left); took > 3*time.Second {
@@ -149,6 +152,18 @@ func TestIGMPLeaveStopsTraffic(t *testing.T) {
 		} else {
 			t.Logf("%s: forwarding stopped %v after the leave", c.host, took.Round(time.Millisecond))
 		}
+		// And on the wire: the stream (still sent at 200 pps, one packet per 5 ms) no
+		// longer reaches the host's interface.
+		last, lastAt := rxPackets(t, l, c.host, "eth1"), time.Now()
+		lab.WaitFor(t, 2*time.Second, c.host+" no longer receiving the stream", func() (bool, string) {
+			if time.Since(lastAt) < 40*time.Millisecond {
+				return false, "waiting a few packet intervals"
+			}
+			now := rxPackets(t, l, c.host, "eth1")
+			quiet := now == last
+			last, lastAt = now, time.Now()
+			return quiet, fmt.Sprintf("rx_packets still rising: %d", now)
+		})
 		stop()
 	}
 }
