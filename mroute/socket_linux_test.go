@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
+	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/test/lab"
 )
@@ -151,15 +152,13 @@ func udpDatagram(src, grp netip.Addr, ttl byte) []byte {
 
 // igmpV3Report is an IGMPv3 membership report with no records, sent to
 // 224.0.0.22.
-func igmpV3Report(src netip.Addr) []byte {
-	igmp := []byte{0x22, 0, 0, 0, 0, 0, 0, 0}
-	var sum uint32
-	for i := 0; i < len(igmp); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(igmp[i:]))
+func igmpV3Report(t *testing.T, src netip.Addr) []byte {
+	t.Helper()
+	msg, err := (&igmp.Report{Version: 3}).Marshal()
+	if err != nil {
+		t.Fatal(err)
 	}
-	sum = sum>>16 + sum&0xffff
-	binary.BigEndian.PutUint16(igmp[2:], ^uint16(sum))
-	return ipPacket(unix.IPPROTO_IGMP, 1, src, netip.MustParseAddr("224.0.0.22"), igmp)
+	return ipPacket(unix.IPPROTO_IGMP, 1, src, igmp.AllV3Routers, msg)
 }
 
 // eventually polls cond until it holds or the deadline passes: forwarding
@@ -452,7 +451,7 @@ func TestUpcallsAndIGMP(t *testing.T) {
 			return
 		}
 		source, group := mustAddr("10.9.0.7"), mustAddr("239.2.2.2")
-		if !in.send(t, udpDatagram(source, group, 8)) || !in.send(t, igmpV3Report(mustAddr("10.9.0.8"))) {
+		if !in.send(t, udpDatagram(source, group, 8)) || !in.send(t, igmpV3Report(t, mustAddr("10.9.0.8"))) {
 			return
 		}
 		var upcall *mroute.Upcall
