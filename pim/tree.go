@@ -1,0 +1,931 @@
+package pim
+
+import (
+	"container/heap"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Join/prune timing defaults (RFC 7761 4.11).
+const (
+	DefaultJoinPruneInterval = 60 * time.Second // t_periodic
+	// maxJoinPruneSize keeps a Join/Prune inside one unfragmented packet on any
+	// link mrouterd meets, tunnels included.
+	maxJoinPruneSize = 1400
+)
+
+// Key names a tree entry: (S,G) when Source is valid, (*,G) when it is not.
+type Key struct {
+	Source, Group netip.Addr
+}
+
+// Wildcard reports whether the key is (*,G).
+func (k Key) Wildcard() bool { return !k.Source.IsValid() }
+
+func (k Key) String() string {
+	if k.Wildcard() {
+		return "(*," + k.Group.String() + ")"
+	}
+	return "(" + k.Source.String() + "," + k.Group.String() + ")"
+}
+
+// RPF is the reverse path towards an address: the interface it leaves by and the
+// PIM neighbour to join through. Neighbor is invalid when the address is on a
+// connected subnet or is our own: there is nobody upstream to join.
+type RPF struct {
+	Interface string
+	Neighbor  netip.Addr
+}
+
+// TreeConfig is what a Tree needs from its owner.
+type TreeConfig struct {
+	JoinPruneInterval time.Duration // t_periodic; 0 means DefaultJoinPruneInterval
+	// RP maps a group to its rendezvous point; ok is false in the SSM range and for
+	// groups no RP serves.
+	RP func(group netip.Addr) (rp netip.Addr, ok bool)
+	// RPF looks up the reverse path to a source or an RP.
+	RPF    func(addr netip.Addr) RPF
+	Random func() float64 // in [0,1), spreads suppression and override timers; nil picks 0
+}
+
+// Link is what the Tree needs to know of one PIM interface.
+type Link struct {
+	Self netip.Addr // our address there: joins addressed to it are ours
+	// Override is J/P_Override_Interval: how long a prune waits for a LAN peer to
+	// override it. 0 on a point-to-point link, where nobody else can.
+	Override time.Duration
+}
+
+// LinkOverride is J/P_Override_Interval for a link with the given neighbours
+// (RFC 7761 4.3.3): the largest propagation delay and override interval any of
+// them advertises, or the defaults; 0 with a single neighbour, who cannot be
+// overridden by anyone.
+func LinkOverride(neighbors []Neighbor) time.Duration {
+	if len(neighbors) <= 1 {
+		return 0
+	}
+	delay, override := time.Duration(propagationDelayMs)*time.Millisecond, time.Duration(overrideIntervalMs)*time.Millisecond
+	for _, n := range neighbors {
+		if n.LANPruneDelay == nil {
+			continue
+		}
+		delay = max(delay, time.Duration(n.LANPruneDelay.PropagationDelay)*time.Millisecond)
+		override = max(override, time.Duration(n.LANPruneDelay.OverrideInterval)*time.Millisecond)
+	}
+	return delay + override
+}
+
+// SendJoinPrune asks for a Join/Prune to be sent to ALL-PIM-ROUTERS on an interface.
+type SendJoinPrune struct {
+	Interface string
+	Message   *JoinPrune
+}
+
+// TreeChanged says the forwarding state of a group changed: an olist, an upstream
+// interface or an entry came or went. The owner recomputes that group's routes.
+type TreeChanged struct{ Group netip.Addr }
+
+// JoinPruneIgnored says part of a received Join/Prune was not acted on, and why.
+type JoinPruneIgnored struct{ Reason string }
+
+func (SendJoinPrune) isAction()    {}
+func (TreeChanged) isAction()      {}
+func (JoinPruneIgnored) isAction() {}
+
+// DownstreamState is the per-interface join/prune state of an entry (RFC 7761
+// 4.5.2, 4.5.3 and 4.5.4).
+type DownstreamState uint8
+
+const (
+	NoInfo DownstreamState = iota
+	Joined
+	PrunePending
+	Pruned // (S,G,rpt) only: the source is pruned off the shared tree here
+)
+
+func (s DownstreamState) String() string {
+	return [...]string{"noinfo", "join", "prune-pending", "prune"}[s]
+}
+
+// downstream is one interface's state for an entry.
+type downstream struct {
+	state        DownstreamState
+	expiry       time.Time // zero: never
+	prunePending time.Time // zero: not running
+}
+
+// entry is the state of one (*,G) or (S,G).
+type entry struct {
+	key        Key
+	created    time.Time
+	joins      map[string]*downstream // (*,G) or (S,G) join state by interface
+	rptPrunes  map[string]*downstream // (S,G,rpt) prune state by interface; (S,G) only
+	local      map[string]bool        // interfaces with local receivers (IGMP, as DR)
+	upstream   RPF                    // where our joins go while joined
+	joined     bool                   // upstream state: Joined
+	suppressed time.Time              // periodic joins skipped until then (join suppression)
+	override   time.Time              // a join is due then, to override a LAN peer's prune
+	queued     time.Time              // the deadline this entry has in the timer heap
+}
+
+// Tree holds a router's join/prune state for every (*,G) and (S,G): the
+// downstream state machines per interface, the upstream JoinDesired and the
+// periodic, batched Join/Prune messages (RFC 7761 4.5). Like Interface it does
+// nothing by itself: the owner feeds it messages, membership, route changes and
+// the time, and carries out the actions it returns.
+type Tree struct {
+	cfg       TreeConfig
+	links     map[string]Link
+	entries   map[Key]*entry
+	byGroup   map[netip.Addr]map[Key]*entry
+	upstreams map[upstreamKey]*upstream
+	timers    deadlineHeap
+
+	// Built up during one call and flushed at its end.
+	outbox  map[upstreamKey]*JoinPrune
+	changed map[netip.Addr]bool
+	acts    []Action
+}
+
+// upstreamKey is one neighbour, on one interface, that we send joins to.
+type upstreamKey struct {
+	iface    string
+	neighbor netip.Addr
+}
+
+// upstream paces the periodic joins to one neighbour: every entry joined through
+// it goes in the same batch, once per t_periodic.
+type upstream struct {
+	next   time.Time
+	queued time.Time
+}
+
+// NewTree returns an empty Tree.
+func NewTree(cfg TreeConfig) *Tree {
+	if cfg.JoinPruneInterval <= 0 {
+		cfg.JoinPruneInterval = DefaultJoinPruneInterval
+	}
+	if cfg.Random == nil {
+		cfg.Random = func() float64 { return 0 }
+	}
+	return &Tree{
+		cfg:       cfg,
+		links:     make(map[string]Link),
+		entries:   make(map[Key]*entry),
+		byGroup:   make(map[netip.Addr]map[Key]*entry),
+		upstreams: make(map[upstreamKey]*upstream),
+	}
+}
+
+// holdtime is what our Join/Prunes advertise: 3.5 times t_periodic.
+func (t *Tree) holdtime() uint16 {
+	return uint16(min(t.cfg.JoinPruneInterval*7/2/time.Second, maxFiniteHoldtime))
+}
+
+// SetConfig changes the join/prune interval; the next periodic batch uses it.
+func (t *Tree) SetConfig(cfg TreeConfig) {
+	if cfg.JoinPruneInterval <= 0 {
+		cfg.JoinPruneInterval = DefaultJoinPruneInterval
+	}
+	if cfg.Random == nil {
+		cfg.Random = t.cfg.Random
+	}
+	t.cfg = cfg
+}
+
+// SetLink adds or updates a PIM interface.
+func (t *Tree) SetLink(name string, l Link) { t.links[name] = l }
+
+// RemoveLink forgets an interface and every state learned on it.
+func (t *Tree) RemoveLink(now time.Time, name string) []Action {
+	t.begin()
+	delete(t.links, name)
+	for _, e := range t.entries {
+		_, j := e.joins[name]
+		_, p := e.rptPrunes[name]
+		if j || p || e.local[name] {
+			delete(e.joins, name)
+			delete(e.rptPrunes, name)
+			delete(e.local, name)
+			t.changed[e.key.Group] = true
+			t.update(now, e)
+		}
+	}
+	return t.finish()
+}
+
+// SetLocal says whether an interface has local receivers for an entry: IGMP
+// members, counted only where we are the DR.
+func (t *Tree) SetLocal(now time.Time, key Key, iface string, on bool) []Action {
+	t.begin()
+	e := t.entries[key]
+	if on {
+		if e == nil {
+			e = t.newEntry(now, key)
+		}
+		if !e.local[iface] {
+			e.local[iface] = true
+			t.changed[key.Group] = true
+		}
+	} else if e != nil && e.local[iface] {
+		delete(e.local, iface)
+		t.changed[key.Group] = true
+	}
+	if e != nil {
+		t.update(now, e)
+	}
+	return t.finish()
+}
+
+// ReceiveJoinPrune acts on a Join/Prune heard on an interface: as the upstream
+// neighbour it names, on the downstream state machines; as a peer on the LAN,
+// by suppressing our own joins or overriding the prunes of others.
+func (t *Tree) ReceiveJoinPrune(now time.Time, iface string, m *JoinPrune) []Action {
+	t.begin()
+	link, ok := t.links[iface]
+	switch {
+	case !ok:
+		t.acts = append(t.acts, JoinPruneIgnored{Reason: "interface"})
+	case m.UpstreamNeighbor == link.Self:
+		t.receiveDownstream(now, iface, link, m)
+	default:
+		t.receiveAsPeer(now, iface, m)
+	}
+	return t.finish()
+}
+
+// holdUntil is when state with a message's holdtime expires; zero is never.
+func holdUntil(now time.Time, holdtime uint16) time.Time {
+	if holdtime == HoldtimeForever {
+		return time.Time{}
+	}
+	return now.Add(time.Duration(holdtime) * time.Second)
+}
+
+func (t *Tree) receiveDownstream(now time.Time, iface string, link Link, m *JoinPrune) {
+	until := holdUntil(now, m.Holdtime)
+	for _, g := range m.Groups {
+		group := g.Group.Addr()
+		if g.Group.Bits() != 32 || !group.IsMulticast() || g.Bidir {
+			t.acts = append(t.acts, JoinPruneIgnored{Reason: "group"})
+			continue
+		}
+		// (S,G,rpt) prunes not repeated alongside a (*,G) join end with it
+		// (RFC 7761 4.5.3, the PruneTmp states): remember which this message kept.
+		wcJoin := false
+		for _, s := range g.Joins {
+			switch {
+			case s.Wildcard && s.RPT:
+				if !t.rpMatches(group, s.Source.Addr()) {
+					continue
+				}
+				wcJoin = true
+				t.downstreamJoin(now, Key{Group: group}, iface, until)
+			case !s.Wildcard && !s.RPT:
+				t.downstreamJoin(now, Key{Source: s.Source.Addr(), Group: group}, iface, until)
+			case s.RPT:
+				t.rptJoin(now, Key{Source: s.Source.Addr(), Group: group}, iface)
+			default:
+				t.acts = append(t.acts, JoinPruneIgnored{Reason: "source-flags"})
+			}
+		}
+		keptPrunes := map[netip.Addr]bool{}
+		for _, s := range g.Prunes {
+			switch {
+			case s.Wildcard && s.RPT:
+				if t.rpMatches(group, s.Source.Addr()) {
+					t.downstreamPrune(now, Key{Group: group}, iface, link)
+				}
+			case !s.Wildcard && !s.RPT:
+				t.downstreamPrune(now, Key{Source: s.Source.Addr(), Group: group}, iface, link)
+			case s.RPT:
+				keptPrunes[s.Source.Addr()] = true
+				t.rptPrune(now, Key{Source: s.Source.Addr(), Group: group}, iface, link, until)
+			default:
+				t.acts = append(t.acts, JoinPruneIgnored{Reason: "source-flags"})
+			}
+		}
+		if wcJoin {
+			for key, e := range t.byGroup[group] {
+				if d := e.rptPrunes[iface]; !key.Wildcard() && d != nil && !keptPrunes[key.Source] {
+					delete(e.rptPrunes, iface)
+					t.changed[group] = true
+					t.update(now, e)
+				}
+			}
+		}
+	}
+}
+
+// rpMatches reports whether a (*,G) entry names the RP we map the group to; one
+// that does not is ignored, as a misconfiguration somewhere (RFC 7761 4.5.3).
+func (t *Tree) rpMatches(group, rp netip.Addr) bool {
+	want, ok := t.cfg.RP(group)
+	switch {
+	case !ok:
+		t.acts = append(t.acts, JoinPruneIgnored{Reason: "no-rp"})
+		return false
+	case want != rp:
+		t.acts = append(t.acts, JoinPruneIgnored{Reason: "rp-mismatch"})
+		return false
+	}
+	return true
+}
+
+func (t *Tree) downstreamJoin(now time.Time, key Key, iface string, until time.Time) {
+	e := t.entries[key]
+	if e == nil {
+		e = t.newEntry(now, key)
+	}
+	d := e.joins[iface]
+	if d == nil {
+		d = &downstream{}
+		e.joins[iface] = d
+		t.changed[key.Group] = true
+	}
+	// A join starts the expiry timer or lengthens it, never shortens it (RFC 7761
+	// 4.5.2); a zero time means the state never expires.
+	switch {
+	case d.state == NoInfo, until.IsZero():
+		d.expiry = until
+	case !d.expiry.IsZero() && until.After(d.expiry):
+		d.expiry = until
+	}
+	d.state, d.prunePending = Joined, time.Time{}
+	t.update(now, e)
+}
+
+func (t *Tree) downstreamPrune(now time.Time, key Key, iface string, link Link) {
+	e := t.entries[key]
+	if e == nil {
+		return
+	}
+	d := e.joins[iface]
+	if d == nil || d.state != Joined {
+		return
+	}
+	if link.Override <= 0 {
+		t.downstreamGone(now, e, iface)
+		return
+	}
+	d.state, d.prunePending = PrunePending, now.Add(link.Override)
+	t.update(now, e)
+}
+
+func (t *Tree) downstreamGone(now time.Time, e *entry, iface string) {
+	delete(e.joins, iface)
+	t.changed[e.key.Group] = true
+	t.update(now, e)
+}
+
+// rptJoin cancels an (S,G,rpt) prune: a LAN peer still wants the source on the
+// shared tree.
+func (t *Tree) rptJoin(now time.Time, key Key, iface string) {
+	if e := t.entries[key]; e != nil && e.rptPrunes[iface] != nil {
+		delete(e.rptPrunes, iface)
+		t.changed[key.Group] = true
+		t.update(now, e)
+	}
+}
+
+func (t *Tree) rptPrune(now time.Time, key Key, iface string, link Link, until time.Time) {
+	e := t.entries[key]
+	if e == nil {
+		e = t.newEntry(now, key)
+	}
+	d := e.rptPrunes[iface]
+	if d == nil {
+		d = &downstream{}
+		e.rptPrunes[iface] = d
+		if link.Override <= 0 {
+			d.state = Pruned
+			t.changed[key.Group] = true
+		} else {
+			d.state, d.prunePending = PrunePending, now.Add(link.Override)
+		}
+	}
+	if until.IsZero() || until.After(d.expiry) {
+		d.expiry = until
+	}
+	t.update(now, e)
+}
+
+// receiveAsPeer handles a Join/Prune sent to another router on a LAN we share:
+// a join to our upstream neighbour makes ours redundant for a while, a prune to
+// it must be overridden if we still want the traffic (RFC 7761 4.5.7, 4.5.9).
+func (t *Tree) receiveAsPeer(now time.Time, iface string, m *JoinPrune) {
+	target := m.UpstreamNeighbor
+	for _, g := range m.Groups {
+		group := g.Group.Addr()
+		for _, s := range g.Joins {
+			if s.RPT && !s.Wildcard {
+				continue // an (S,G,rpt) join only cancels prunes
+			}
+			e := t.entries[peerKey(group, s)]
+			if e == nil || !e.joined || e.upstream != (RPF{iface, target}) {
+				continue
+			}
+			if m.Holdtime >= t.holdtime() {
+				e.suppressed = now.Add(time.Duration((1.1 + 0.3*t.cfg.Random()) * float64(t.cfg.JoinPruneInterval)))
+			}
+		}
+		for _, s := range g.Prunes {
+			e := t.entries[peerKey(group, s)]
+			if e == nil || !e.joined || e.upstream != (RPF{iface, target}) {
+				continue
+			}
+			at := now.Add(t.overrideDelay())
+			if e.override.IsZero() || at.Before(e.override) {
+				e.override = at
+				t.schedule(e)
+			}
+		}
+	}
+}
+
+// peerKey is our entry that a Join/Prune source concerns. An (S,G,rpt) prune
+// concerns our (*,G): a Join(*,G) overrides it, since the upstream router drops
+// (S,G,rpt) prunes that a Join(*,G) does not repeat.
+func peerKey(group netip.Addr, s JPSource) Key {
+	if s.RPT {
+		return Key{Group: group}
+	}
+	return Key{Source: s.Source.Addr(), Group: group}
+}
+
+// overrideDelay is t_override: a random wait within the override interval, so
+// that of several routers wanting to override a prune, one goes first and the
+// others are suppressed by its join.
+func (t *Tree) overrideDelay() time.Duration {
+	return time.Duration(t.cfg.Random() * float64(overrideIntervalMs*time.Millisecond))
+}
+
+// NeighborRestarted makes joins to a neighbour that lost its state (new
+// generation ID) or just appeared go out soon, not at the next periodic batch
+// (RFC 7761 4.3.1).
+func (t *Tree) NeighborRestarted(now time.Time, iface string, addr netip.Addr) []Action {
+	t.begin()
+	if u := t.upstreams[upstreamKey{iface, addr}]; u != nil {
+		u.next = now.Add(t.overrideDelay())
+		t.scheduleUpstream(upstreamKey{iface, addr}, u)
+	}
+	return t.finish()
+}
+
+// RPFChanged re-evaluates every entry's upstream after a unicast route change: a
+// joined entry whose RPF neighbour moved prunes the old one and joins the new.
+func (t *Tree) RPFChanged(now time.Time) []Action {
+	t.begin()
+	for _, e := range t.entries {
+		t.update(now, e)
+	}
+	return t.finish()
+}
+
+// upstreamTarget is where joins for an entry go: towards the RP for (*,G), the
+// source for (S,G). ok is false when there is no one to join (SSM (*,G), an RP
+// or source of our own, or one on a connected subnet).
+func (t *Tree) upstreamTarget(key Key) (RPF, bool) {
+	addr := key.Source
+	if key.Wildcard() {
+		rp, ok := t.cfg.RP(key.Group)
+		if !ok {
+			return RPF{}, false
+		}
+		addr = rp
+	}
+	rpf := t.cfg.RPF(addr)
+	return rpf, rpf.Neighbor.IsValid() && rpf.Interface != ""
+}
+
+// joinDesired: the entry has downstream joins or local receivers on an interface
+// other than the one its traffic comes in by (RFC 7761 4.5.7, 4.5.8; the
+// keepalive-driven part of JoinDesired(S,G) comes with registers).
+func (e *entry) joinDesired(iif string) bool {
+	for name, d := range e.joins {
+		if name != iif && d.state != NoInfo {
+			return true
+		}
+	}
+	for name := range e.local {
+		if name != iif {
+			return true
+		}
+	}
+	return false
+}
+
+// update runs the upstream state machine of an entry after anything changed, and
+// drops the entry once it holds no state at all.
+func (t *Tree) update(now time.Time, e *entry) {
+	target, ok := t.upstreamTarget(e.key)
+	want := ok && e.joinDesired(target.Interface)
+	if e.joined && (!want || target != e.upstream) {
+		t.queue(e.upstream, e.key, false)
+		e.joined, e.upstream = false, RPF{}
+		t.changed[e.key.Group] = true
+	}
+	if !e.joined && want {
+		e.joined, e.upstream, e.suppressed = true, target, time.Time{}
+		t.queue(target, e.key, true)
+		t.ensureUpstream(now, target)
+		t.changed[e.key.Group] = true
+	}
+	if !e.joined && len(e.joins) == 0 && len(e.rptPrunes) == 0 && len(e.local) == 0 {
+		t.deleteEntry(e)
+		return
+	}
+	t.schedule(e)
+}
+
+func (t *Tree) newEntry(now time.Time, key Key) *entry {
+	e := &entry{key: key, created: now, joins: map[string]*downstream{},
+		rptPrunes: map[string]*downstream{}, local: map[string]bool{}}
+	t.entries[key] = e
+	set := t.byGroup[key.Group]
+	if set == nil {
+		set = make(map[Key]*entry)
+		t.byGroup[key.Group] = set
+	}
+	set[key] = e
+	t.changed[key.Group] = true
+	return e
+}
+
+func (t *Tree) deleteEntry(e *entry) {
+	delete(t.entries, e.key)
+	if set := t.byGroup[e.key.Group]; set != nil {
+		delete(set, e.key)
+		if len(set) == 0 {
+			delete(t.byGroup, e.key.Group)
+		}
+	}
+	t.changed[e.key.Group] = true
+}
+
+// ensureUpstream starts the periodic joins to a neighbour.
+func (t *Tree) ensureUpstream(now time.Time, to RPF) {
+	k := upstreamKey{to.Interface, to.Neighbor}
+	if t.upstreams[k] != nil {
+		return
+	}
+	u := &upstream{next: now.Add(t.cfg.JoinPruneInterval)}
+	t.upstreams[k] = u
+	t.scheduleUpstream(k, u)
+}
+
+// queue adds a join or prune for an entry to the batch going to a neighbour.
+func (t *Tree) queue(to RPF, key Key, join bool) {
+	k := upstreamKey{to.Interface, to.Neighbor}
+	m := t.outbox[k]
+	if m == nil {
+		m = &JoinPrune{UpstreamNeighbor: to.Neighbor, Holdtime: t.holdtime()}
+		t.outbox[k] = m
+	}
+	src := JPSource{Source: netip.PrefixFrom(key.Source, 32), Sparse: true}
+	if key.Wildcard() {
+		rp, _ := t.cfg.RP(key.Group)
+		src = JPSource{Source: netip.PrefixFrom(rp, 32), Sparse: true, Wildcard: true, RPT: true}
+	}
+	var g *JPGroup
+	for i := range m.Groups {
+		if m.Groups[i].Group.Addr() == key.Group {
+			g = &m.Groups[i]
+		}
+	}
+	if g == nil {
+		m.Groups = append(m.Groups, JPGroup{Group: netip.PrefixFrom(key.Group, 32)})
+		g = &m.Groups[len(m.Groups)-1]
+	}
+	// A join and a prune for the same source in one message contradict each other:
+	// the later decision wins.
+	g.Joins = slices.DeleteFunc(g.Joins, func(s JPSource) bool { return s.Source == src.Source })
+	g.Prunes = slices.DeleteFunc(g.Prunes, func(s JPSource) bool { return s.Source == src.Source })
+	if join {
+		g.Joins = append(g.Joins, src)
+	} else {
+		g.Prunes = append(g.Prunes, src)
+	}
+}
+
+func (t *Tree) begin() {
+	if t.outbox == nil {
+		t.outbox = make(map[upstreamKey]*JoinPrune)
+		t.changed = make(map[netip.Addr]bool)
+	}
+}
+
+// finish turns what a call decided into actions: Join/Prunes split to fit a
+// packet, then the groups whose forwarding changed.
+func (t *Tree) finish() []Action {
+	t.begin()
+	acts := t.acts
+	keys := make([]upstreamKey, 0, len(t.outbox))
+	for k := range t.outbox {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b upstreamKey) int {
+		if a.iface != b.iface {
+			if a.iface < b.iface {
+				return -1
+			}
+			return 1
+		}
+		return a.neighbor.Compare(b.neighbor)
+	})
+	for _, k := range keys {
+		for _, m := range split(t.outbox[k]) {
+			acts = append(acts, SendJoinPrune{Interface: k.iface, Message: m})
+		}
+	}
+	groups := make([]netip.Addr, 0, len(t.changed))
+	for g := range t.changed {
+		groups = append(groups, g)
+	}
+	slices.SortFunc(groups, netip.Addr.Compare)
+	for _, g := range groups {
+		acts = append(acts, TreeChanged{Group: g})
+	}
+	t.acts, t.outbox, t.changed = nil, nil, nil
+	return acts
+}
+
+// split cuts a Join/Prune into messages that each fit one packet.
+func split(m *JoinPrune) []*JoinPrune {
+	var out []*JoinPrune
+	cur := &JoinPrune{UpstreamNeighbor: m.UpstreamNeighbor, Holdtime: m.Holdtime}
+	for _, g := range m.Groups {
+		for len(g.Joins)+len(g.Prunes) > 0 {
+			room := (maxJoinPruneSize - cur.Size() - jpGroupHdrLen) / sourceLen
+			if room <= 0 || len(cur.Groups) == 0xff {
+				out = append(out, cur)
+				cur = &JoinPrune{UpstreamNeighbor: m.UpstreamNeighbor, Holdtime: m.Holdtime}
+				continue
+			}
+			part := JPGroup{Group: g.Group}
+			n := min(room, len(g.Joins))
+			part.Joins, g.Joins = g.Joins[:n], g.Joins[n:]
+			n = min(room-n, len(g.Prunes))
+			part.Prunes, g.Prunes = g.Prunes[:n], g.Prunes[n:]
+			cur.Groups = append(cur.Groups, part)
+		}
+	}
+	if len(cur.Groups) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// Advance fires every timer due at now.
+func (t *Tree) Advance(now time.Time) []Action {
+	t.begin()
+	for t.timers.Len() > 0 && !t.timers[0].at.After(now) {
+		d := heap.Pop(&t.timers).(deadline)
+		if d.upstream != nil {
+			if u := t.upstreams[*d.upstream]; u != nil && u.queued.Equal(d.at) {
+				u.queued = time.Time{}
+				t.periodic(now, *d.upstream, u)
+			}
+			continue
+		}
+		if e := t.entries[d.key]; e != nil && e.queued.Equal(d.at) {
+			e.queued = time.Time{}
+			t.expire(now, e)
+		}
+	}
+	return t.finish()
+}
+
+// periodic sends the batch of joins due to a neighbour, or retires the pacing
+// when no entry joins through it any more.
+func (t *Tree) periodic(now time.Time, k upstreamKey, u *upstream) {
+	if now.Before(u.next) {
+		t.scheduleUpstream(k, u)
+		return
+	}
+	to := RPF{k.iface, k.neighbor}
+	any := false
+	for _, e := range t.entries {
+		if !e.joined || e.upstream != to {
+			continue
+		}
+		any = true
+		if e.suppressed.After(now) {
+			continue
+		}
+		t.queue(to, e.key, true)
+	}
+	if !any {
+		delete(t.upstreams, k)
+		return
+	}
+	u.next = now.Add(t.cfg.JoinPruneInterval)
+	t.scheduleUpstream(k, u)
+}
+
+// expire fires an entry's due timers: downstream expiry and prune-pending, and
+// the override join.
+func (t *Tree) expire(now time.Time, e *entry) {
+	for name, d := range e.joins {
+		switch {
+		case d.state == PrunePending && !d.prunePending.After(now):
+			delete(e.joins, name)
+			t.changed[e.key.Group] = true
+		case !d.expiry.IsZero() && !d.expiry.After(now):
+			delete(e.joins, name)
+			t.changed[e.key.Group] = true
+		}
+	}
+	for name, d := range e.rptPrunes {
+		switch {
+		case !d.expiry.IsZero() && !d.expiry.After(now):
+			delete(e.rptPrunes, name)
+			t.changed[e.key.Group] = true
+		case d.state == PrunePending && !d.prunePending.After(now):
+			d.state, d.prunePending = Pruned, time.Time{}
+			t.changed[e.key.Group] = true
+		}
+	}
+	if !e.override.IsZero() && !e.override.After(now) {
+		e.override = time.Time{}
+		if e.joined {
+			t.queue(e.upstream, e.key, true)
+		}
+	}
+	t.update(now, e)
+}
+
+// next is the entry's earliest running timer.
+func (e *entry) next() (time.Time, bool) {
+	var at time.Time
+	consider := func(x time.Time) {
+		if !x.IsZero() && (at.IsZero() || x.Before(at)) {
+			at = x
+		}
+	}
+	for _, d := range e.joins {
+		consider(d.expiry)
+		consider(d.prunePending)
+	}
+	for _, d := range e.rptPrunes {
+		consider(d.expiry)
+		consider(d.prunePending)
+	}
+	consider(e.override)
+	return at, !at.IsZero()
+}
+
+// schedule makes sure the heap holds the entry's earliest deadline. Later ones
+// already queued are left and skipped as stale when they surface.
+func (t *Tree) schedule(e *entry) {
+	at, ok := e.next()
+	if !ok || (!e.queued.IsZero() && !at.Before(e.queued)) {
+		return
+	}
+	e.queued = at
+	heap.Push(&t.timers, deadline{at: at, key: e.key})
+}
+
+func (t *Tree) scheduleUpstream(k upstreamKey, u *upstream) {
+	if !u.queued.IsZero() && !u.next.Before(u.queued) {
+		return
+	}
+	u.queued = u.next
+	heap.Push(&t.timers, deadline{at: u.next, upstream: &k})
+}
+
+// NextDeadline is when Advance must next be called.
+func (t *Tree) NextDeadline() (time.Time, bool) {
+	if t.timers.Len() == 0 {
+		return time.Time{}, false
+	}
+	return t.timers[0].at, true
+}
+
+// deadline is an entry in the timer heap: an entry's earliest timer, or a
+// neighbour's periodic batch. Entries are not removed when re-armed; the owner's
+// queued field says which one is live.
+type deadline struct {
+	at       time.Time
+	key      Key
+	upstream *upstreamKey
+}
+
+type deadlineHeap []deadline
+
+func (h deadlineHeap) Len() int           { return len(h) }
+func (h deadlineHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h deadlineHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *deadlineHeap) Push(x any)        { *h = append(*h, x.(deadline)) }
+func (h *deadlineHeap) Pop() any {
+	old := *h
+	d := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return d
+}
+
+// EntryView is one entry as shown to operators.
+type EntryView struct {
+	Key        Key
+	Created    time.Time
+	Upstream   RPF  // where joins go; zero when not joined
+	Joined     bool // upstream state
+	Downstream []DownstreamView
+	Local      []string // interfaces with local receivers
+}
+
+// DownstreamView is one interface's downstream state.
+type DownstreamView struct {
+	Interface string
+	State     DownstreamState
+	RPT       bool      // an (S,G,rpt) prune rather than a join
+	Expires   time.Time // zero: never
+}
+
+// Entries lists the state of every entry of a group, or of all groups when group
+// is invalid, sorted by group and then source.
+func (t *Tree) Entries(group netip.Addr) []EntryView {
+	var out []EntryView
+	add := func(e *entry) {
+		v := EntryView{Key: e.key, Created: e.created, Upstream: e.upstream, Joined: e.joined}
+		for name, d := range e.joins {
+			v.Downstream = append(v.Downstream, DownstreamView{Interface: name, State: d.state, Expires: d.expiry})
+		}
+		for name, d := range e.rptPrunes {
+			v.Downstream = append(v.Downstream, DownstreamView{Interface: name, State: d.state, RPT: true, Expires: d.expiry})
+		}
+		slices.SortFunc(v.Downstream, func(a, b DownstreamView) int {
+			if a.Interface < b.Interface {
+				return -1
+			}
+			if a.Interface > b.Interface {
+				return 1
+			}
+			return 0
+		})
+		for name := range e.local {
+			v.Local = append(v.Local, name)
+		}
+		slices.Sort(v.Local)
+		out = append(out, v)
+	}
+	if group.IsValid() {
+		for _, e := range t.byGroup[group] {
+			add(e)
+		}
+	} else {
+		for _, e := range t.entries {
+			add(e)
+		}
+	}
+	slices.SortFunc(out, func(a, b EntryView) int {
+		if c := a.Key.Group.Compare(b.Key.Group); c != 0 {
+			return c
+		}
+		return a.Key.Source.Compare(b.Key.Source)
+	})
+	return out
+}
+
+// Forwards lists the interfaces an entry's downstream state forwards to: joined
+// or prune-pending, for (*,G) or (S,G) (RFC 7761 4.1.5 joins()).
+func (t *Tree) Forwards(key Key) []string {
+	e := t.entries[key]
+	if e == nil {
+		return nil
+	}
+	var out []string
+	for name, d := range e.joins {
+		if d.state == Joined || d.state == PrunePending {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// RPTPruned reports whether a source is pruned off the shared tree on an
+// interface: traffic from it that arrives down the shared tree is not sent there.
+func (t *Tree) RPTPruned(key Key, iface string) bool {
+	if e := t.entries[key]; e != nil {
+		if d := e.rptPrunes[iface]; d != nil {
+			return d.state == Pruned
+		}
+	}
+	return false
+}
+
+// Has reports whether the Tree holds state for an entry.
+func (t *Tree) Has(key Key) bool { return t.entries[key] != nil }
+
+// HasGroup reports whether the Tree holds any state for a group.
+func (t *Tree) HasGroup(group netip.Addr) bool { return len(t.byGroup[group]) > 0 }
+
+// Upstream returns where an entry's joins go, if it is joined.
+func (t *Tree) Upstream(key Key) (RPF, bool) {
+	if e := t.entries[key]; e != nil && e.joined {
+		return e.upstream, true
+	}
+	return RPF{}, false
+}
