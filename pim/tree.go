@@ -916,6 +916,12 @@ func (t *Tree) RPTPruned(key Key, iface string) bool {
 	return false
 }
 
+// HasLocal reports whether an entry has local receivers on any interface.
+func (t *Tree) HasLocal(key Key) bool {
+	e := t.entries[key]
+	return e != nil && len(e.local) > 0
+}
+
 // Has reports whether the Tree holds state for an entry.
 func (t *Tree) Has(key Key) bool { return t.entries[key] != nil }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
+	"github.com/mrouterd/mrouterd/pim"
 	"github.com/mrouterd/mrouterd/router/api"
 )
 
@@ -162,10 +163,41 @@ func (r *Router) routesView() (api.Routes, error) {
 		}
 		out.Routes = append(out.Routes, v)
 	}
+	out.Routes = append(out.Routes, r.sharedTreeViews(now)...)
 	slices.SortFunc(out.Routes, func(a, b api.Route) int {
 		return compareSG(a.Source, a.Group, b.Source, b.Group)
 	})
 	return out, nil
+}
+
+// sharedTreeViews shows PIM's (*,G) entries as routes: never installed themselves,
+// they say where the group's shared tree comes from and goes to. A static (*,G)
+// template of the same group takes their place.
+func (r *Router) sharedTreeViews(now time.Time) []api.Route {
+	var out []api.Route
+	for _, e := range r.tree.Entries(netip.Addr{}) {
+		if !e.Key.Wildcard() || r.routes[e.Key] != nil {
+			continue
+		}
+		v := api.Route{Source: "*", Group: e.Key.Group.String(), OIFs: []string{}, Protocol: protoPIM,
+			Flags: []string{"WC"}, UptimeS: int64(now.Sub(e.Created).Seconds())}
+		if rp, ok := r.rpOf(e.Key.Group); ok {
+			v.IIF = r.rpf(rp).Interface
+		}
+		if e.Joined {
+			v.Flags = append(v.Flags, "joined")
+		}
+		for _, d := range e.Downstream {
+			if !d.RPT && d.State != pim.NoInfo {
+				v.OIFs = append(v.OIFs, d.Interface)
+			}
+		}
+		v.OIFs = append(v.OIFs, e.Local...)
+		slices.Sort(v.OIFs)
+		v.OIFs = slices.Compact(v.OIFs)
+		out = append(out, v)
+	}
+	return out
 }
 
 // routeFlags explains a route's state in a word or two each.
@@ -176,6 +208,15 @@ func (r *Router) routeFlags(rt *route) []string {
 	}
 	if rt.learned {
 		flags = append(flags, "learned")
+	}
+	if rt.spt {
+		flags = append(flags, "SPT")
+	}
+	if rt.shared {
+		flags = append(flags, "RPT")
+	}
+	if _, ok := r.tree.Upstream(rt.key); ok {
+		flags = append(flags, "joined")
 	}
 	if !rt.template {
 		if _, ok := r.kernelByKey[rt.key]; ok {

@@ -31,6 +31,9 @@ type iface struct {
 
 	pim     *pim.Interface // nil when PIM is off here
 	pimSelf netip.Addr     // the address PIM speaks from
+
+	// local is, per group, what this interface's members have asked the PIM Tree for.
+	local map[netip.Addr][]sgKey
 }
 
 func (i *iface) hasVIF() bool { return i.vif >= 0 }
@@ -40,10 +43,11 @@ func (i *iface) hasVIF() bool { return i.vif >= 0 }
 type netlinkEvent struct {
 	link   *netlink.LinkUpdate
 	addr   *netlink.AddrUpdate
+	route  bool // a unicast route came or went: RPF may have moved
 	resync bool
 }
 
-// watchNetlink follows link and address changes. When a subscription breaks (socket
+// watchNetlink follows link, address and unicast route changes. When a subscription breaks (socket
 // overflow, error), it subscribes again and asks the loop for a full resync, since
 // notifications may have been lost.
 func (r *Router) watchNetlink(ctx context.Context) {
@@ -52,11 +56,16 @@ func (r *Router) watchNetlink(ctx context.Context) {
 		done := make(chan struct{})
 		links := make(chan netlink.LinkUpdate, 64)
 		addrs := make(chan netlink.AddrUpdate, 64)
+		routes := make(chan netlink.RouteUpdate, 256)
 		errs := func(err error) { r.log.Warn("netlink subscription", "err", err) }
 		err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{
 			ErrorCallback: errs, ReceiveBufferSize: 1 << 20})
 		if err == nil {
 			err = netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{
+				ErrorCallback: errs, ReceiveBufferSize: 1 << 20})
+		}
+		if err == nil {
+			err = netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{
 				ErrorCallback: errs, ReceiveBufferSize: 1 << 20})
 		}
 		if err != nil {
@@ -74,18 +83,21 @@ func (r *Router) watchNetlink(ctx context.Context) {
 		if !first {
 			r.send(ctx, netlinkEvent{resync: true})
 		}
-		r.forwardNetlink(ctx, links, addrs)
+		r.forwardNetlink(ctx, links, addrs, routes)
 		close(done)
 		// Drain so the library's reader goroutines can finish.
 		for range links {
 		}
 		for range addrs {
 		}
+		for range routes {
+		}
 	}
 }
 
 // forwardNetlink passes updates to the loop until either subscription closes.
-func (r *Router) forwardNetlink(ctx context.Context, links <-chan netlink.LinkUpdate, addrs <-chan netlink.AddrUpdate) {
+func (r *Router) forwardNetlink(ctx context.Context, links <-chan netlink.LinkUpdate, addrs <-chan netlink.AddrUpdate,
+	routes <-chan netlink.RouteUpdate) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -100,6 +112,15 @@ func (r *Router) forwardNetlink(ctx context.Context, links <-chan netlink.LinkUp
 				return
 			}
 			r.send(ctx, netlinkEvent{addr: &u})
+		case u, ok := <-routes:
+			if !ok {
+				return
+			}
+			// Only unicast routes of the main table steer RPF; the MFC's own and the
+			// local table's churn are not worth a wakeup.
+			if u.Table == unix.RT_TABLE_MAIN && u.Type == unix.RTN_UNICAST {
+				r.send(ctx, netlinkEvent{route: true})
+			}
 		}
 	}
 }
@@ -115,6 +136,7 @@ func (r *Router) handleNetlink(ev netlinkEvent) {
 	switch {
 	case ev.resync:
 		r.counters.inc("netlink_resyncs")
+		r.rpfStale = true
 		if err := r.syncInterfaces(); err != nil {
 			r.log.Error("interface resync", "err", err)
 		}
@@ -127,6 +149,9 @@ func (r *Router) handleNetlink(ev netlinkEvent) {
 		r.linkSeen(attrs, isRegister(ev.link.Link))
 	case ev.addr != nil:
 		r.addrChanged(ev.addr.LinkIndex, ev.addr.LinkAddress, ev.addr.NewAddr)
+	case ev.route:
+		r.counters.inc("route_changes")
+		r.rpfStale = true
 	}
 }
 
@@ -232,8 +257,10 @@ func (r *Router) byIndex(index int) *iface {
 // wantsVIF says whether the config and the link's state call for a VIF: the link is
 // up, can do multicast, is not loopback, and a config block enables it.
 func (r *Router) wantsVIF(ifc *iface) bool {
-	if ifc.register || ifc.flags&net.FlagUp == 0 || ifc.flags&net.FlagLoopback != 0 ||
-		ifc.flags&net.FlagMulticast == 0 {
+	// Running is the carrier: a link whose far end went away forwards nothing, and
+	// the state learned over it must go at once, not when its timers run out.
+	if ifc.register || ifc.flags&net.FlagUp == 0 || ifc.flags&net.FlagRunning == 0 ||
+		ifc.flags&net.FlagLoopback != 0 || ifc.flags&net.FlagMulticast == 0 {
 		return false
 	}
 	_, ok := r.cfg.InterfaceFor(ifc.name)
@@ -331,6 +358,7 @@ func (r *Router) advanceProtocols(now time.Time) {
 			r.pimActions(ifc, ifc.pim.Advance(now))
 		}
 	}
+	r.treeActions(r.tree.Advance(now))
 }
 
 // nextProtocolDeadline is the earliest IGMP or PIM timer of any interface.
@@ -342,6 +370,7 @@ func (r *Router) nextProtocolDeadline() (time.Time, bool) {
 			next, found = t, true
 		}
 	}
+	consider(r.tree.NextDeadline())
 	for _, ifc := range r.ifaces {
 		if ifc.querier != nil {
 			consider(ifc.querier.NextDeadline())

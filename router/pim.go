@@ -43,6 +43,8 @@ func (r *Router) updatePIM(ifc *iface, now time.Time) {
 		r.pimActions(ifc, ifc.pim.Stop(now))
 		ifc.pim = nil
 		r.pimIO.leave(ifc.index)
+		r.treeActions(r.tree.RemoveLink(now, ifc.name))
+		r.rpfStale = true
 		r.log.Info("PIM stopped", "interface", ifc.name)
 	}
 	if !want || ifc.pim != nil {
@@ -55,6 +57,7 @@ func (r *Router) updatePIM(ifc *iface, now time.Time) {
 	}
 	ifc.pimSelf = ifc.primary()
 	ifc.pim = pim.NewInterface(r.pimConfig(ifc), ifc.pimSelf, rand.Uint32())
+	r.syncLink(ifc)
 	r.log.Info("PIM started", "interface", ifc.name, "address", ifc.pimSelf)
 	r.pimActions(ifc, ifc.pim.Start(now))
 }
@@ -90,6 +93,9 @@ func (r *Router) handlePIM(pkt pimPacket, now time.Time) {
 	case *pim.Hello:
 		r.counters.inc("pim_hellos_received")
 		r.pimActions(ifc, ifc.pim.ReceiveHello(now, pkt.src, m))
+	case *pim.JoinPrune:
+		r.counters.inc("pim_joinprunes_received")
+		r.treeActions(r.tree.ReceiveJoinPrune(now, ifc.name, m))
 	default:
 		r.counters.inc("pim_not_handled")
 	}
@@ -113,14 +119,31 @@ func (r *Router) pimActions(ifc *iface, actions []pim.Action) {
 		case pim.NeighborUp:
 			r.counters.inc("pim_neighbors_up")
 			r.log.Info("PIM neighbor up", "interface", ifc.name, "neighbor", a.Address)
+			r.neighborsChanged(ifc)
+			// A new neighbour may be the upstream of joins already made: tell it soon.
+			r.treeActions(r.tree.NeighborRestarted(time.Now(), ifc.name, a.Address))
 		case pim.NeighborDown:
 			r.counters.inc("pim_neighbors_down")
 			r.log.Info("PIM neighbor down", "interface", ifc.name, "neighbor", a.Address)
+			r.neighborsChanged(ifc)
 		case pim.NeighborRestarted:
 			r.counters.inc("pim_neighbors_restarted")
 			r.log.Info("PIM neighbor restarted", "interface", ifc.name, "neighbor", a.Address)
+			r.treeActions(r.tree.NeighborRestarted(time.Now(), ifc.name, a.Address))
 		case pim.DRChanged:
 			r.log.Info("PIM DR", "interface", ifc.name, "dr", a.DR, "self", a.IsSelf)
+			if ifc.pim != nil {
+				r.syncAllLocal(ifc, time.Now())
+			}
 		}
 	}
+}
+
+// neighborsChanged follows a neighbour coming or going: the prune override interval
+// of the link, and reverse paths, which name neighbours, may change.
+func (r *Router) neighborsChanged(ifc *iface) {
+	if ifc.pim != nil {
+		r.syncLink(ifc)
+	}
+	r.rpfStale = true
 }

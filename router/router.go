@@ -46,6 +46,11 @@ type Router struct {
 	routes  map[sgKey]*route                // static and learned entries, (*,G) templates included
 	byGroup map[netip.Addr]map[sgKey]*route // routes indexed by group
 	rps     *pim.RPSet
+	tree    *pim.Tree // PIM join/prune state
+	// rpfCache holds reverse-path lookups until the next unicast route change, which
+	// sets rpfStale.
+	rpfCache map[netip.Addr]pim.RPF
+	rpfStale bool
 
 	counters             counters
 	mrtReader, pimReader readerStats
@@ -68,17 +73,9 @@ type igmpPacket struct {
 	ifindex int
 }
 
-// sgKey names an (S,G) entry; Source is the zero Addr for (*,G).
-type sgKey struct {
-	Source, Group netip.Addr
-}
-
-func (k sgKey) String() string {
-	if !k.Source.IsValid() {
-		return "(*," + k.Group.String() + ")"
-	}
-	return "(" + k.Source.String() + "," + k.Group.String() + ")"
-}
+// sgKey names an (S,G) entry; Source is the zero Addr for (*,G). Routes and PIM
+// state share the one key type.
+type sgKey = pim.Key
 
 // New opens the kernel's multicast routing table and prepares the router. It fails
 // when another daemon owns the table.
@@ -122,6 +119,7 @@ func New(opts Options) (*Router, error) {
 		pimPackets:  make(chan pimPacket, 1024),
 		byGroup:     make(map[netip.Addr]map[sgKey]*route),
 		rps:         rpSet(opts.Config),
+		rpfCache:    make(map[netip.Addr]pim.RPF),
 		igmpPackets: make(chan igmpPacket, 1024),
 		vifs:        mroute.NewVIFTable(),
 		ifaces:      make(map[string]*iface),
@@ -132,6 +130,7 @@ func New(opts Options) (*Router, error) {
 		upcalls:     make(chan mroute.Upcall, 1024),
 		netlink:     make(chan netlinkEvent, 256),
 	}
+	r.tree = pim.NewTree(r.treeConfig())
 	r.setStaticRoutes(opts.Config.Static)
 	return r, nil
 }
@@ -175,6 +174,9 @@ func (r *Router) loop(ctx context.Context) error {
 	defer protoTimer.Stop()
 	var protoDeadline time.Time
 	for {
+		if r.rpfStale {
+			r.rerunRPF(time.Now())
+		}
 		if r.reconcileWanted {
 			r.reconcile("change")
 		}
@@ -267,6 +269,8 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 	summary := conf.Diff(r.cfg, next)
 	r.cfg = next
 	r.rps = rpSet(next)
+	r.tree.SetConfig(r.treeConfig())
+	r.rpfStale = true // the RP of a group may have moved
 	r.counters.inc("reloads")
 	if len(summary) == 0 {
 		return nil, nil

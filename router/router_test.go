@@ -11,6 +11,7 @@ import (
 
 	"github.com/mrouterd/mrouterd/conf"
 	"github.com/mrouterd/mrouterd/mroute"
+	"github.com/mrouterd/mrouterd/pim"
 )
 
 // newTestRouter builds a router with no kernel socket, for the parts that only keep
@@ -31,7 +32,9 @@ func newTestRouter(t *testing.T, cfgText string) *Router {
 		rps:         rpSet(cfg),
 		counters:    make(counters),
 		kernelByKey: make(map[sgKey]mroute.KernelEntry),
+		rpfCache:    make(map[netip.Addr]pim.RPF),
 	}
+	r.tree = pim.NewTree(r.treeConfig())
 	r.setStaticRoutes(cfg.Static)
 	return r
 }
@@ -39,7 +42,7 @@ func newTestRouter(t *testing.T, cfgText string) *Router {
 // addIface registers an interface with a VIF, as if netlink had reported it.
 func (r *Router) addTestIface(name string, index int) *iface {
 	vif, _ := r.vifs.Alloc(name)
-	ifc := &iface{name: name, index: index, vif: int(vif), flags: net.FlagUp | net.FlagMulticast}
+	ifc := &iface{name: name, index: index, vif: int(vif), flags: net.FlagUp | net.FlagRunning | net.FlagMulticast}
 	r.ifaces[name] = ifc
 	return ifc
 }
@@ -79,7 +82,7 @@ func TestDesiredEntries(t *testing.T) {
 	r.addTestIface("eth1", 11)
 	r.addTestIface("eth2", 12)
 	got := r.desired()
-	e, ok := got[sgKey{src, grp1}]
+	e, ok := got[sgKey{Source: src, Group: grp1}]
 	if len(got) != 1 || !ok {
 		t.Fatalf("desired %v: want only (S,G), the template is never installed", got)
 	}
@@ -87,7 +90,7 @@ func TestDesiredEntries(t *testing.T) {
 		t.Fatalf("entry %+v: eth3 has no VIF so only eth2 forwards", e)
 	}
 	r.addTestIface("eth3", 13)
-	if e := r.desired()[sgKey{src, grp1}]; !slices.Equal(e.oifIndex, []int{12, 13}) {
+	if e := r.desired()[sgKey{Source: src, Group: grp1}]; !slices.Equal(e.oifIndex, []int{12, 13}) {
 		t.Fatalf("after eth3 appeared: %+v", e)
 	}
 }
@@ -98,15 +101,15 @@ func TestTemplateLearnsFromUpcall(t *testing.T) {
 	r.addTestIface("eth2", 12)
 
 	r.handleUpcall(mroute.Upcall{Type: mroute.NoCache, VIF: 1, Source: src, Group: grp2})
-	if _, ok := r.routes[sgKey{src, grp2}]; ok {
+	if _, ok := r.routes[sgKey{Source: src, Group: grp2}]; ok {
 		t.Fatal("learned from an upcall on an interface the template does not name")
 	}
 	r.handleUpcall(mroute.Upcall{Type: mroute.NoCache, VIF: 0, Source: src, Group: grp2})
-	rt, ok := r.routes[sgKey{src, grp2}]
+	rt, ok := r.routes[sgKey{Source: src, Group: grp2}]
 	if !ok || !rt.learned || rt.from == nil || !slices.Equal(rt.oifs, []string{"eth2"}) {
 		t.Fatalf("learned route %+v", rt)
 	}
-	if _, ok := r.desired()[sgKey{src, grp2}]; !ok {
+	if _, ok := r.desired()[sgKey{Source: src, Group: grp2}]; !ok {
 		t.Fatal("learned route not desired")
 	}
 	r.handleUpcall(mroute.Upcall{Type: mroute.NoCache, VIF: 0, Source: src, Group: netip.MustParseAddr("239.9.9.9")})
@@ -119,7 +122,7 @@ func TestLearnedRouteExpiresWhenIdle(t *testing.T) {
 	r := newTestRouter(t, twoRoutes)
 	r.addTestIface("eth1", 11)
 	r.handleUpcall(mroute.Upcall{Type: mroute.NoCache, VIF: 0, Source: src, Group: grp2})
-	key := sgKey{src, grp2}
+	key := sgKey{Source: src, Group: grp2}
 	start := r.routes[key].lastActive
 	idle := r.cfg.Router.IdleTimeout
 
@@ -134,7 +137,7 @@ func TestLearnedRouteExpiresWhenIdle(t *testing.T) {
 	if _, ok := r.routes[key]; ok {
 		t.Fatal("not expired after a full idle timeout without packets")
 	}
-	if _, ok := r.routes[sgKey{src, grp1}]; !ok {
+	if _, ok := r.routes[sgKey{Source: src, Group: grp1}]; !ok {
 		t.Fatal("static route expired")
 	}
 }
@@ -143,7 +146,7 @@ func TestReloadKeepsUnchangedRoutes(t *testing.T) {
 	r := newTestRouter(t, twoRoutes)
 	r.addTestIface("eth1", 11)
 	r.handleUpcall(mroute.Upcall{Type: mroute.NoCache, VIF: 0, Source: src, Group: grp2})
-	kept := r.routes[sgKey{src, grp1}]
+	kept := r.routes[sgKey{Source: src, Group: grp1}]
 
 	next, err := conf.Parse("test.toml", []byte(templateTo("eth3")))
 	if err != nil {
@@ -153,10 +156,10 @@ func TestReloadKeepsUnchangedRoutes(t *testing.T) {
 	if err != nil || len(summary) == 0 {
 		t.Fatalf("apply: %v %v", summary, err)
 	}
-	if r.routes[sgKey{src, grp1}] != kept {
+	if r.routes[sgKey{Source: src, Group: grp1}] != kept {
 		t.Error("unchanged route was replaced")
 	}
-	if _, ok := r.routes[sgKey{src, grp2}]; ok {
+	if _, ok := r.routes[sgKey{Source: src, Group: grp2}]; ok {
 		t.Error("instance of a changed template survived")
 	}
 	if tmpl := r.routes[sgKey{Group: grp2}]; tmpl == nil || !slices.Equal(tmpl.oifs, []string{"eth3"}) {

@@ -1,7 +1,6 @@
 package router
 
 import (
-	"net/netip"
 	"slices"
 	"time"
 
@@ -14,12 +13,14 @@ import (
 const (
 	protoStatic = "static"
 	protoIGMP   = "igmp"
+	protoPIM    = "pim"
 )
 
 // route is one entry of the routing table. A static route with a source is installed
 // as it is; one without a source is a (*,G) template whose (S,G) instances are learned
-// from NOCACHE upcalls. An IGMP route is the (S,G) of a directly connected source,
-// forwarded to the interfaces whose members want it. Learned routes expire when idle.
+// from NOCACHE upcalls. Every other route is dynamic: its interfaces follow IGMP, the
+// PIM Tree and the reverse paths (refreshGroup). It exists while PIM holds (S,G) join
+// state (spt) or, learned from traffic, until it goes idle.
 type route struct {
 	key      sgKey
 	iif      string
@@ -28,6 +29,8 @@ type route struct {
 	template bool   // a (*,G) template: never installed itself
 	from     *sgKey // for an instance of a template: the template
 	learned  bool   // created by traffic; removed when idle
+	spt      bool   // PIM (S,G) join state: forwarded along the source's tree
+	shared   bool   // accepted from the RP's direction: on the shared tree
 	created  time.Time
 
 	// Idle tracking for learned entries, from the kernel's packet counter.
@@ -121,43 +124,32 @@ func (r *Router) handleUpcall(u mroute.Upcall) {
 		r.log.Info("route learned", "route", key.String(), "iif", in.name, "template", tmpl.key.String())
 		return
 	}
-	if in.querier != nil && in.connected(u.Source) {
-		// A local source: forward to wherever members want it. The entry is installed
-		// even with no member yet, so the kernel stops asking until membership changes.
-		r.addRoute(&route{
-			key: key, iif: in.name, oifs: r.memberOIFs(key, in.name), protocol: protoIGMP,
-			learned: true, created: now, lastActive: now,
-		})
+	if in.connected(u.Source) || r.tree.HasGroup(u.Group) {
+		// A local source, or a group with PIM state: forward to wherever members and
+		// joins want it. The entry is installed even with nowhere to go yet, so the
+		// kernel stops asking until that changes.
+		r.addRoute(&route{key: key, protocol: protoIGMP, learned: true, created: now, lastActive: now})
+		r.refreshGroup(u.Group)
 		r.counters.inc("routes_learned")
-		r.log.Debug("local source", "route", key.String(), "iif", in.name)
+		r.log.Debug("route learned", "route", key.String(), "iif", r.routes[key].iif)
 		return
 	}
 	r.counters.inc("upcall_unrouted")
 }
 
-// membershipChanged recomputes the outgoing interfaces of every IGMP route of a group.
-func (r *Router) membershipChanged(group netip.Addr) {
-	for key, rt := range r.byGroup[group] {
-		if rt.protocol != protoIGMP {
-			continue
-		}
-		oifs := r.memberOIFs(key, rt.iif)
-		if !slices.Equal(oifs, rt.oifs) {
-			rt.oifs = oifs
-			r.reconcileWanted = true
-		}
-	}
-}
-
 // memberOIFs lists the interfaces, other than the incoming one, whose IGMP state asks
 // for traffic from the source to the group. In the SSM range only source-specific
 // (INCLUDE) membership counts: an any-source join there is ignored (RFC 4604 2.2.1).
+// On a LAN with other PIM routers only the DR forwards to members.
 func (r *Router) memberOIFs(key sgKey, iif string) []string {
 	ssm := r.rps.SSM(key.Group)
 	var out []string
 	for _, ifc := range r.sortedInterfaces() {
 		q := ifc.querier
 		if ifc.name == iif || q == nil || !q.Forward(key.Source, key.Group) {
+			continue
+		}
+		if ifc.pim != nil && !ifc.pim.IsDR() {
 			continue
 		}
 		if g, ok := q.Group(key.Group); ssm && (!ok || g.Mode != igmp.Include) {
@@ -198,11 +190,16 @@ func (r *Router) expireLearned(now time.Time) {
 			rt.lastActive = now
 			continue
 		}
-		if now.Sub(rt.lastActive) >= timeout {
-			r.deleteRoute(key)
-			r.counters.inc("routes_expired")
-			r.log.Info("route expired", "route", key.String(), "idle", timeout)
+		if now.Sub(rt.lastActive) < timeout {
+			continue
 		}
+		r.counters.inc("routes_expired")
+		r.log.Info("route expired", "route", key.String(), "idle", timeout)
+		if rt.spt {
+			rt.learned = false // PIM join state keeps it
+			continue
+		}
+		r.deleteRoute(key)
 	}
 }
 
