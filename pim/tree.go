@@ -127,6 +127,15 @@ type entry struct {
 	suppressed time.Time              // periodic joins skipped until then (join suppression)
 	override   time.Time              // a join is due then, to override a LAN peer's prune
 	queued     time.Time              // the deadline this entry has in the timer heap
+
+	// (S,G) only.
+	keepalive bool // KeepaliveTimer(S,G) running: the owner sees the source's traffic
+	sptBit    bool // traffic arrives along the source's tree
+	rptPruned bool // upstream (S,G,rpt) state Pruned: the source is pruned off our shared tree
+	register  registerState
+	regRP     netip.Addr // the RP we register to
+	regStop   time.Time  // Register-Stop timer
+	asserts   map[string]*assertState
 }
 
 // Tree holds a router's join/prune state for every (*,G) and (S,G): the
@@ -204,9 +213,11 @@ func (t *Tree) RemoveLink(now time.Time, name string) []Action {
 	for _, e := range t.entries {
 		_, j := e.joins[name]
 		_, p := e.rptPrunes[name]
-		if j || p || e.local[name] {
+		_, a := e.asserts[name]
+		if j || p || a || e.local[name] {
 			delete(e.joins, name)
 			delete(e.rptPrunes, name)
+			delete(e.asserts, name)
 			delete(e.local, name)
 			t.changed[e.key.Group] = true
 			t.update(now, e)
@@ -499,10 +510,35 @@ func (t *Tree) upstreamTarget(key Key) (RPF, bool) {
 	return rpf, rpf.Neighbor.IsValid() && rpf.Interface != ""
 }
 
-// joinDesired: the entry has downstream joins or local receivers on an interface
-// other than the one its traffic comes in by (RFC 7761 4.5.7, 4.5.8; the
-// keepalive-driven part of JoinDesired(S,G) comes with registers).
-func (e *entry) joinDesired(iif string) bool {
+// joinDesired is JoinDesired (RFC 7761 4.5.7, 4.5.8): downstream joins or local
+// receivers on an interface other than the one traffic comes in by, or, for an
+// (S,G) whose traffic we see (keepalive), anywhere the shared tree goes.
+func (t *Tree) joinDesired(e *entry, iif string) bool {
+	if e.immediate(iif) {
+		return true
+	}
+	if !e.keepalive {
+		return false
+	}
+	wc := t.entries[Key{Group: e.key.Group}]
+	if wc == nil {
+		return false
+	}
+	for name, d := range wc.joins {
+		if name != iif && d.state != NoInfo && !t.RPTPruned(e.key, name) {
+			return true
+		}
+	}
+	for name := range wc.local {
+		if name != iif {
+			return true
+		}
+	}
+	return false
+}
+
+// immediate reports whether the entry's own state forwards anywhere but iif.
+func (e *entry) immediate(iif string) bool {
 	for name, d := range e.joins {
 		if name != iif && d.state != NoInfo {
 			return true
@@ -520,7 +556,7 @@ func (e *entry) joinDesired(iif string) bool {
 // drops the entry once it holds no state at all.
 func (t *Tree) update(now time.Time, e *entry) {
 	target, ok := t.upstreamTarget(e.key)
-	want := ok && e.joinDesired(target.Interface)
+	want := ok && t.joinDesired(e, target.Interface)
 	if e.joined && (!want || target != e.upstream) {
 		t.queue(e.upstream, e.key, false)
 		e.joined, e.upstream = false, RPF{}
@@ -532,7 +568,11 @@ func (t *Tree) update(now time.Time, e *entry) {
 		t.ensureUpstream(now, target)
 		t.changed[e.key.Group] = true
 	}
-	if !e.joined && len(e.joins) == 0 && len(e.rptPrunes) == 0 && len(e.local) == 0 {
+	if !e.key.Wildcard() {
+		t.updateRPTPrune(e)
+	}
+	if !e.joined && len(e.joins) == 0 && len(e.rptPrunes) == 0 && len(e.local) == 0 &&
+		!e.keepalive && !e.sptBit && e.register == regNoInfo && len(e.asserts) == 0 {
 		t.deleteEntry(e)
 		return
 	}
@@ -541,7 +581,7 @@ func (t *Tree) update(now time.Time, e *entry) {
 
 func (t *Tree) newEntry(now time.Time, key Key) *entry {
 	e := &entry{key: key, created: now, joins: map[string]*downstream{},
-		rptPrunes: map[string]*downstream{}, local: map[string]bool{}}
+		rptPrunes: map[string]*downstream{}, local: map[string]bool{}, asserts: map[string]*assertState{}}
 	t.entries[key] = e
 	set := t.byGroup[key.Group]
 	if set == nil {
@@ -588,25 +628,70 @@ func (t *Tree) queue(to RPF, key Key, join bool) {
 		rp, _ := t.cfg.RP(key.Group)
 		src = JPSource{Source: netip.PrefixFrom(rp, 32), Sparse: true, Wildcard: true, RPT: true}
 	}
-	var g *JPGroup
-	for i := range m.Groups {
-		if m.Groups[i].Group.Addr() == key.Group {
-			g = &m.Groups[i]
+	g := t.outGroup(m, key.Group)
+	g.add(src, join)
+	if key.Wildcard() && join {
+		// A Join(*,G) must repeat the group's (S,G,rpt) prunes, or the upstream
+		// router takes it as ending them (RFC 7761 4.5.3).
+		for k, e := range t.byGroup[key.Group] {
+			if e.rptPruned {
+				g.add(JPSource{Source: netip.PrefixFrom(k.Source, 32), Sparse: true, RPT: true}, false)
+			}
 		}
 	}
-	if g == nil {
-		m.Groups = append(m.Groups, JPGroup{Group: netip.PrefixFrom(key.Group, 32)})
-		g = &m.Groups[len(m.Groups)-1]
+}
+
+// outGroup is the group's block in an outgoing message, added if missing.
+func (t *Tree) outGroup(m *JoinPrune, group netip.Addr) *JPGroup {
+	for i := range m.Groups {
+		if m.Groups[i].Group.Addr() == group {
+			return &m.Groups[i]
+		}
 	}
-	// A join and a prune for the same source in one message contradict each other:
-	// the later decision wins.
-	g.Joins = slices.DeleteFunc(g.Joins, func(s JPSource) bool { return s.Source == src.Source })
-	g.Prunes = slices.DeleteFunc(g.Prunes, func(s JPSource) bool { return s.Source == src.Source })
+	m.Groups = append(m.Groups, JPGroup{Group: netip.PrefixFrom(group, 32)})
+	return &m.Groups[len(m.Groups)-1]
+}
+
+// add puts a source in the join or prune list. A join and a prune of the same
+// entry in one message contradict each other: the later decision wins.
+func (g *JPGroup) add(src JPSource, join bool) {
+	same := func(s JPSource) bool { return s.Source == src.Source && s.RPT == src.RPT }
+	g.Joins = slices.DeleteFunc(g.Joins, same)
+	g.Prunes = slices.DeleteFunc(g.Prunes, same)
 	if join {
 		g.Joins = append(g.Joins, src)
 	} else {
 		g.Prunes = append(g.Prunes, src)
 	}
+}
+
+// updateRPTPrune runs the upstream (S,G,rpt) state machine (RFC 7761 4.5.9): once
+// the source's traffic comes along its own tree by another way than the shared
+// tree's, the source is pruned off the shared tree, so no copy comes twice.
+func (t *Tree) updateRPTPrune(e *entry) {
+	wc := t.entries[Key{Group: e.key.Group}]
+	want := false
+	if wc != nil && wc.joined && e.sptBit {
+		target, ok := t.upstreamTarget(e.key)
+		want = !ok || target != wc.upstream
+	}
+	if want == e.rptPruned {
+		return
+	}
+	e.rptPruned = want
+	if wc == nil || !wc.joined {
+		return
+	}
+	if want {
+		k := upstreamKey{wc.upstream.Interface, wc.upstream.Neighbor}
+		if t.outbox[k] == nil {
+			t.outbox[k] = &JoinPrune{UpstreamNeighbor: wc.upstream.Neighbor, Holdtime: t.holdtime()}
+		}
+		t.outGroup(t.outbox[k], e.key.Group).add(JPSource{Source: netip.PrefixFrom(e.key.Source, 32), Sparse: true, RPT: true}, false)
+		return
+	}
+	// A Join(*,G) that no longer lists the prune ends it upstream.
+	t.queue(wc.upstream, wc.key, true)
 }
 
 func (t *Tree) begin() {
@@ -753,6 +838,10 @@ func (t *Tree) expire(now time.Time, e *entry) {
 			t.queue(e.upstream, e.key, true)
 		}
 	}
+	if !e.regStop.IsZero() && !e.regStop.After(now) {
+		t.registerStopTimerExpired(now, e)
+	}
+	t.assertTimersExpired(now, e)
 	t.update(now, e)
 }
 
@@ -773,6 +862,10 @@ func (e *entry) next() (time.Time, bool) {
 		consider(d.prunePending)
 	}
 	consider(e.override)
+	consider(e.regStop)
+	for _, a := range e.asserts {
+		consider(a.timer)
+	}
 	return at, !at.IsZero()
 }
 

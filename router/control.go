@@ -209,11 +209,12 @@ func (r *Router) routeFlags(rt *route) []string {
 	if rt.learned {
 		flags = append(flags, "learned")
 	}
-	if rt.spt {
-		flags = append(flags, "SPT")
-	}
-	if rt.shared {
+	// SPT: accepted along the source's own tree; RPT: along the shared tree.
+	switch {
+	case rt.shared:
 		flags = append(flags, "RPT")
+	case rt.protocol == protoPIM:
+		flags = append(flags, "SPT")
 	}
 	if _, ok := r.tree.Upstream(rt.key); ok {
 		flags = append(flags, "joined")

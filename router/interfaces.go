@@ -270,6 +270,15 @@ func (r *Router) wantsVIF(ifc *iface) bool {
 // updateVIF adds or removes the interface's VIF to match wantsVIF, and its querier
 // with it.
 func (r *Router) updateVIF(ifc *iface) {
+	if ifc.register {
+		// The register device is the register VIF's, which the router manages itself.
+		ifc.vif = -1
+		if ifc.name == r.registerName() {
+			ifc.vif = r.regVIF
+		}
+		r.reconcileWanted = true
+		return
+	}
 	want := r.wantsVIF(ifc)
 	switch {
 	case want && !ifc.hasVIF():
@@ -301,7 +310,7 @@ func (r *Router) addVIF(ifc *iface) {
 // releaseVIF deletes the interface's VIF. The kernel has already removed it when the
 // device itself went away, so "no such VIF" is expected then.
 func (r *Router) releaseVIF(ifc *iface) {
-	if !ifc.hasVIF() {
+	if !ifc.hasVIF() || ifc.register {
 		return
 	}
 	vif := uint16(ifc.vif)

@@ -96,6 +96,13 @@ func (r *Router) handlePIM(pkt pimPacket, now time.Time) {
 	case *pim.JoinPrune:
 		r.counters.inc("pim_joinprunes_received")
 		r.treeActions(r.tree.ReceiveJoinPrune(now, ifc.name, m))
+	case *pim.Register:
+		r.handleRegister(now, pkt.src, m)
+	case *pim.RegisterStop:
+		r.counters.inc("register_stops_received")
+		r.treeActions(r.tree.ReceiveRegisterStop(now, m.Group.Addr(), m.Source))
+	case *pim.Assert:
+		r.handleAssert(ifc, pkt.src, m, now)
 	default:
 		r.counters.inc("pim_not_handled")
 	}

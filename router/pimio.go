@@ -55,6 +55,13 @@ func (p *pimIO) send(ifindex int, src netip.Addr, msg []byte) error {
 	return err
 }
 
+// sendTo unicasts one PIM message (a Register, a Register-Stop), routed as any
+// unicast packet is.
+func (p *pimIO) sendTo(dst netip.Addr, msg []byte) error {
+	_, err := p.conn.WriteTo(msg, nil, &net.IPAddr{IP: dst.AsSlice()})
+	return err
+}
+
 // pimPacket is a received PIM message (IP header removed) with where it came from.
 type pimPacket struct {
 	data    []byte

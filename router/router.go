@@ -51,6 +51,10 @@ type Router struct {
 	// sets rpfStale.
 	rpfCache map[netip.Addr]pim.RPF
 	rpfStale bool
+	// dirtyGroups are groups whose routes must be recomputed before the next reconcile.
+	dirtyGroups map[netip.Addr]bool
+	regVIF      int                    // the register VIF, -1 when there is none
+	registerers map[sgKey]netip.Addr // on an RP: the first-hop DR registering each source
 
 	counters             counters
 	mrtReader, pimReader readerStats
@@ -120,6 +124,9 @@ func New(opts Options) (*Router, error) {
 		byGroup:     make(map[netip.Addr]map[sgKey]*route),
 		rps:         rpSet(opts.Config),
 		rpfCache:    make(map[netip.Addr]pim.RPF),
+		dirtyGroups: make(map[netip.Addr]bool),
+		regVIF:      -1,
+		registerers: make(map[sgKey]netip.Addr),
 		igmpPackets: make(chan igmpPacket, 1024),
 		vifs:        mroute.NewVIFTable(),
 		ifaces:      make(map[string]*iface),
@@ -155,6 +162,12 @@ func (r *Router) Run(ctx context.Context, ready func()) error {
 	if err := r.syncInterfaces(); err != nil {
 		return err
 	}
+	// PIM mode: WRONGVIF upcalls from any interface, which tell when a source's own
+	// tree starts to deliver, and decapsulation of registers on an RP.
+	if err := r.mrt.SetPIM(true); err != nil {
+		return err
+	}
+	r.updateRegisterVIF()
 	r.reconcile("start")
 	r.warnMisconfigurations()
 	if ready != nil {
@@ -177,6 +190,7 @@ func (r *Router) loop(ctx context.Context) error {
 		if r.rpfStale {
 			r.rerunRPF(time.Now())
 		}
+		r.refreshDirty()
 		if r.reconcileWanted {
 			r.reconcile("change")
 		}
@@ -279,6 +293,7 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 		r.log.Info("reload", "change", line)
 	}
 	r.setStaticRoutes(next.Static)
+	r.updateRegisterVIF()
 	now := time.Now()
 	for _, ifc := range r.sortedInterfaces() {
 		if ifc.querier != nil {

@@ -33,6 +33,9 @@ func newTestRouter(t *testing.T, cfgText string) *Router {
 		counters:    make(counters),
 		kernelByKey: make(map[sgKey]mroute.KernelEntry),
 		rpfCache:    make(map[netip.Addr]pim.RPF),
+		dirtyGroups: make(map[netip.Addr]bool),
+		regVIF:      -1,
+		registerers: make(map[sgKey]netip.Addr),
 	}
 	r.tree = pim.NewTree(r.treeConfig())
 	r.setStaticRoutes(cfg.Static)

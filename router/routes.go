@@ -100,7 +100,15 @@ func (r *Router) setStaticRoutes(static []conf.Static) {
 // handleUpcall acts on a message from the kernel's forwarding path.
 func (r *Router) handleUpcall(u mroute.Upcall) {
 	r.counters.inc("upcall_" + u.Type.String())
-	if u.Type != mroute.NoCache {
+	switch u.Type {
+	case mroute.WholePkt:
+		r.sendRegister(u)
+		return
+	case mroute.WrongVIF:
+		r.handleWrongVIF(u, time.Now())
+		return
+	case mroute.NoCache:
+	default:
 		return
 	}
 	in := r.byVIF(u.VIF)
@@ -124,7 +132,7 @@ func (r *Router) handleUpcall(u mroute.Upcall) {
 		r.log.Info("route learned", "route", key.String(), "iif", in.name, "template", tmpl.key.String())
 		return
 	}
-	if in.connected(u.Source) || r.tree.HasGroup(u.Group) {
+	if in.connected(u.Source) || in.register || r.tree.HasGroup(u.Group) {
 		// A local source, or a group with PIM state: forward to wherever members and
 		// joins want it. The entry is installed even with nowhere to go yet, so the
 		// kernel stops asking until that changes.
@@ -197,9 +205,14 @@ func (r *Router) expireLearned(now time.Time) {
 		r.log.Info("route expired", "route", key.String(), "idle", timeout)
 		if rt.spt {
 			rt.learned = false // PIM join state keeps it
+			r.dirtyGroups[key.Group] = true
 			continue
 		}
-		r.deleteRoute(key)
+		if rt.protocol == protoStatic {
+			r.deleteRoute(key)
+		} else {
+			r.forgetRoute(key)
+		}
 	}
 }
 

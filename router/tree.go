@@ -106,7 +106,7 @@ func (r *Router) rerunRPF(now time.Time) {
 	clear(r.rpfCache)
 	r.treeActions(r.tree.RPFChanged(now))
 	for group := range r.byGroup {
-		r.refreshGroup(group)
+		r.dirtyGroups[group] = true
 	}
 }
 
@@ -137,9 +137,13 @@ func (r *Router) treeActions(actions []pim.Action) {
 			}
 			r.counters.inc("pim_joinprunes_sent")
 		case pim.TreeChanged:
-			r.refreshGroup(a.Group)
+			r.dirtyGroups[a.Group] = true
 		case pim.JoinPruneIgnored:
 			r.counters.inc("pim_joinprune_ignored_" + a.Reason)
+		case pim.SendAssert:
+			r.sendAssert(a)
+		case pim.SendNullRegister:
+			r.sendPIMTo(a.RP, nullRegister(a.Key), "null_registers_sent")
 		}
 	}
 }
@@ -211,7 +215,7 @@ func (r *Router) syncAllLocal(ifc *iface, now time.Time) {
 	}
 	for g := range groups {
 		r.syncLocal(ifc, g, now)
-		r.refreshGroup(g)
+		r.dirtyGroups[g] = true
 	}
 }
 
@@ -222,10 +226,28 @@ func (r *Router) sourceTree(key sgKey) bool {
 	return len(r.tree.Forwards(key)) > 0 || r.tree.HasLocal(key)
 }
 
+// refreshDirty recomputes the groups whose state changed since the last time. A
+// recomputation may change the Tree again, so it runs until nothing is left, with
+// a bound that a bug could never turn into a hung loop.
+func (r *Router) refreshDirty() {
+	for range 16 {
+		if len(r.dirtyGroups) == 0 {
+			return
+		}
+		groups := r.dirtyGroups
+		r.dirtyGroups = make(map[netip.Addr]bool)
+		for g := range groups {
+			r.refreshGroup(g)
+		}
+	}
+	r.counters.inc("refresh_unsettled")
+	clear(r.dirtyGroups)
+}
+
 // refreshGroup recomputes the routes of a group from the Tree, IGMP and the
 // reverse paths: (S,G) join state makes a route of its own, a route neither PIM
-// state nor traffic holds goes, and every dynamic route gets its incoming and
-// outgoing interfaces anew.
+// state nor traffic holds goes, and every dynamic route gets its source-side state
+// (keepalive, registering, SPT bit) and its interfaces anew.
 func (r *Router) refreshGroup(group netip.Addr) {
 	now := time.Now()
 	for _, e := range r.tree.Entries(group) {
@@ -240,10 +262,11 @@ func (r *Router) refreshGroup(group netip.Addr) {
 		}
 		rt.spt = r.sourceTree(key)
 		if !rt.spt && !rt.learned {
-			r.deleteRoute(key)
+			r.forgetRoute(key)
 			continue
 		}
-		iif, shared := r.routeIIF(key, rt.spt)
+		r.updateSourceState(key, rt, now)
+		iif, shared := r.routeIIF(key, rt)
 		oifs := r.routeOIFs(key, iif)
 		proto := protoIGMP
 		if shared || r.pimForwards(key) {
@@ -257,6 +280,44 @@ func (r *Router) refreshGroup(group netip.Addr) {
 	}
 }
 
+// forgetRoute removes a dynamic route and the source-side state its traffic held.
+func (r *Router) forgetRoute(key sgKey) {
+	r.deleteRoute(key)
+	delete(r.registerers, key)
+	now := time.Now()
+	r.treeActions(r.tree.SetKeepalive(now, key, false))
+	r.treeActions(r.tree.SetCouldRegister(now, key, netip.Addr{}, false))
+	r.treeActions(r.tree.SetSPTBit(now, key, false))
+}
+
+// updateSourceState derives what the source's traffic means for PIM. Traffic that
+// is seen (a learned route) runs the keepalive where this router is on the
+// source's side of things: its first hop, the RP, a router already on the
+// source's tree, or a last hop switching to it. A first-hop DR registers the
+// source to its RP.
+func (r *Router) updateSourceState(key sgKey, rt *route, now time.Time) {
+	s := r.rpf(key.Source)
+	connected := s.Interface != "" && !s.Neighbor.IsValid()
+	rp, asm := r.rpOf(key.Group)
+	rpIsSelf := asm && r.isOwn(rp)
+	lastHop := r.cfg.PIM.SPTSwitchover == "immediate" && r.tree.HasLocal(sgKey{Group: key.Group})
+	keepalive := rt.learned && (connected || rpIsSelf || lastHop || r.tree.SPTBit(key))
+	r.treeActions(r.tree.SetKeepalive(now, key, keepalive))
+
+	src := r.ifaces[s.Interface]
+	couldRegister := keepalive && connected && asm && !rpIsSelf && src != nil && src.pim != nil && src.pim.IsDR()
+	r.treeActions(r.tree.SetCouldRegister(now, key, rp, couldRegister))
+
+	// Joined towards the source through the very neighbour the shared tree comes
+	// from: the two trees arrive by the same way, so the traffic is on the source's
+	// tree already (RFC 7761 4.2.2, Update_SPTbit).
+	if up, ok := r.tree.Upstream(key); ok && keepalive && !r.tree.SPTBit(key) {
+		if wc, ok := r.tree.Upstream(sgKey{Group: key.Group}); ok && wc == up {
+			r.treeActions(r.tree.SetSPTBit(now, key, true))
+		}
+	}
+}
+
 // pimForwards reports whether PIM, not only local membership, has a say in where
 // (S,G) goes: joins from downstream routers, or our own join upstream.
 func (r *Router) pimForwards(key sgKey) bool {
@@ -266,33 +327,66 @@ func (r *Router) pimForwards(key sgKey) bool {
 	return sgJoined || wcJoined || len(r.tree.Forwards(key)) > 0 || len(r.tree.Forwards(wc)) > 0
 }
 
-// routeIIF is where (S,G) traffic is accepted from: the source's own subnet, the
-// reverse path to the source on its tree, or else the reverse path to the RP on the
-// shared tree (shared true). "" when there is no such path.
-func (r *Router) routeIIF(key sgKey, spt bool) (iif string, shared bool) {
+// routeIIF is where (S,G) traffic is accepted from (RFC 7761 4.2): the source's
+// subnet on its first hop; the reverse path to the source in the SSM range, once
+// the source's tree delivers (SPT bit), or where no shared tree exists here; and
+// otherwise the shared tree's (shared true): the reverse path to the RP, or the
+// register tunnel on the RP itself. "" when there is no such path.
+func (r *Router) routeIIF(key sgKey, rt *route) (iif string, shared bool) {
 	s := r.rpf(key.Source)
-	if spt || (s.Interface != "" && !s.Neighbor.IsValid()) {
+	connected := s.Interface != "" && !s.Neighbor.IsValid()
+	rp, asm := r.rpOf(key.Group)
+	switch {
+	case connected, !asm, r.tree.SPTBit(key):
 		return s.Interface, false
-	}
-	rp, ok := r.rpOf(key.Group)
-	if !ok {
-		return "", false
+	case rt.spt && !r.tree.Has(sgKey{Group: key.Group}) && !r.isOwn(rp):
+		return s.Interface, false
+	case r.isOwn(rp):
+		if r.regVIF < 0 {
+			return "", true
+		}
+		return r.registerName(), true
 	}
 	return r.rpf(rp).Interface, true
 }
 
-// routeOIFs merges what (S,G) is forwarded to: the shared tree's joined interfaces
-// less those where the source is pruned off it, the source tree's, and local
-// members; never the incoming interface.
-func (r *Router) routeOIFs(key sgKey, iif string) []string {
+// sharedOIFs is where the shared tree takes (S,G): its joined interfaces and local
+// any-source members, less those where the source is pruned off it or that
+// exclude it.
+func (r *Router) sharedOIFs(key sgKey, iif string) []string {
+	wc := sgKey{Group: key.Group}
 	var out []string
-	for _, name := range r.tree.Forwards(sgKey{Group: key.Group}) {
-		if !r.tree.RPTPruned(key, name) {
+	for _, name := range r.tree.Forwards(wc) {
+		if name != iif && !r.tree.RPTPruned(key, name) {
 			out = append(out, name)
 		}
 	}
+	for _, ifc := range r.sortedInterfaces() {
+		if ifc.name != iif && slices.Contains(ifc.local[key.Group], wc) && ifc.querier != nil && ifc.querier.Forward(key.Source, key.Group) {
+			out = append(out, ifc.name)
+		}
+	}
+	return out
+}
+
+// routeOIFs is where (S,G) goes: everywhere routeOIFsBeforeAssert says, except
+// links where another router won the assert.
+func (r *Router) routeOIFs(key sgKey, iif string) []string {
+	return slices.DeleteFunc(r.routeOIFsBeforeAssert(key, iif), func(name string) bool {
+		return r.tree.AssertLost(key, name)
+	})
+}
+
+// routeOIFsBeforeAssert merges what (S,G) is forwarded to: the shared tree's
+// interfaces, the source tree's, local members, and the register tunnel while
+// registering; never the incoming interface.
+func (r *Router) routeOIFsBeforeAssert(key sgKey, iif string) []string {
+	out := r.sharedOIFs(key, iif)
 	out = append(out, r.tree.Forwards(key)...)
 	out = append(out, r.memberOIFs(key, iif)...)
+	if _, ok := r.tree.Registering(key); ok && r.regVIF >= 0 {
+		out = append(out, r.registerName())
+	}
 	slices.Sort(out)
 	out = slices.Compact(out)
 	return slices.DeleteFunc(out, func(name string) bool { return name == iif })

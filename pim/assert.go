@@ -1,0 +1,150 @@
+package pim
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Assert timing (RFC 7761 4.11).
+const (
+	AssertTime             = 180 * time.Second
+	AssertOverrideInterval = 3 * time.Second
+)
+
+// AssertMetric is what an assert compares (RFC 7761 4.6.1): the route to the
+// source's preference and metric, then the sender's address.
+type AssertMetric struct {
+	RPT        bool // on the shared tree: loses to any source-tree metric
+	Preference uint32
+	Metric     uint32
+	Address    netip.Addr
+}
+
+// Better reports whether m wins over o.
+func (m AssertMetric) Better(o AssertMetric) bool {
+	switch {
+	case m.RPT != o.RPT:
+		return !m.RPT
+	case m.Preference != o.Preference:
+		return m.Preference < o.Preference
+	case m.Metric != o.Metric:
+		return m.Metric < o.Metric
+	}
+	return m.Address.Compare(o.Address) > 0
+}
+
+// SendAssert asks for an Assert to go to ALL-PIM-ROUTERS on an interface.
+type SendAssert struct {
+	Interface string
+	Assert    Assert
+}
+
+func (SendAssert) isAction() {}
+
+// assertState is one interface's (S,G) assert state (RFC 7761 4.6.1).
+type assertState struct {
+	winner bool // we forward here; otherwise we lost to winnerMetric
+	ours   AssertMetric
+	theirs AssertMetric // the winner's, when we lost
+	timer  time.Time
+}
+
+// AssertData handles (S,G) data that arrived on an interface we forward it to:
+// another router forwards onto the same link, so we assert our metric there.
+func (t *Tree) AssertData(now time.Time, key Key, iface string, ours AssertMetric) []Action {
+	t.begin()
+	e := t.entries[key]
+	if e == nil {
+		e = t.newEntry(now, key)
+	}
+	if a := e.asserts[iface]; a == nil {
+		t.assertWin(now, e, iface, ours)
+	}
+	t.update(now, e)
+	return t.finish()
+}
+
+// ReceiveAssert handles an (S,G) Assert heard on an interface. ours is our own
+// metric there, and forwarding whether the interface is in our outgoing list;
+// only then do we contend.
+func (t *Tree) ReceiveAssert(now time.Time, key Key, iface string, theirs, ours AssertMetric, forwarding bool) []Action {
+	t.begin()
+	e := t.entries[key]
+	a := (*assertState)(nil)
+	if e != nil {
+		a = e.asserts[iface]
+	}
+	switch {
+	case ours.Better(theirs) && (forwarding || a != nil && a.winner):
+		// An inferior assert: answer it, and forward on (or start to win).
+		if e == nil {
+			e = t.newEntry(now, key)
+		}
+		t.assertWin(now, e, iface, ours)
+	case ours.Better(theirs):
+		if a != nil && !a.winner && a.theirs.Address == theirs.Address {
+			// The winner got worse than us and we do not forward: forget it.
+			delete(e.asserts, iface)
+			t.changed[key.Group] = true
+		}
+	case forwarding || a != nil:
+		if e == nil {
+			e = t.newEntry(now, key)
+		}
+		if a == nil || a.winner {
+			t.changed[key.Group] = true
+		}
+		e.asserts[iface] = &assertState{ours: ours, theirs: theirs, timer: now.Add(AssertTime)}
+	}
+	if e != nil {
+		t.update(now, e)
+	}
+	return t.finish()
+}
+
+// assertWin sends our assert and keeps winning until someone better speaks.
+func (t *Tree) assertWin(now time.Time, e *entry, iface string, ours AssertMetric) {
+	if a := e.asserts[iface]; a == nil || !a.winner {
+		t.changed[e.key.Group] = true
+	}
+	e.asserts[iface] = &assertState{winner: true, ours: ours, timer: now.Add(AssertTime - AssertOverrideInterval)}
+	t.acts = append(t.acts, SendAssert{Interface: iface, Assert: Assert{
+		Group: e.key.Group, Source: e.key.Source, RPT: ours.RPT,
+		MetricPreference: ours.Preference, Metric: ours.Metric}})
+}
+
+// assertTimersExpired re-asserts where we win and forgets where we lost.
+func (t *Tree) assertTimersExpired(now time.Time, e *entry) {
+	for name, a := range e.asserts {
+		if a.timer.After(now) {
+			continue
+		}
+		if a.winner {
+			t.assertWin(now, e, name, a.ours)
+			continue
+		}
+		delete(e.asserts, name)
+		t.changed[e.key.Group] = true
+	}
+}
+
+// AssertLost reports whether another router won the assert for (S,G) on an
+// interface: we must not forward there.
+func (t *Tree) AssertLost(key Key, iface string) bool {
+	if e := t.entries[key]; e != nil {
+		if a := e.asserts[iface]; a != nil {
+			return !a.winner
+		}
+	}
+	return false
+}
+
+// AssertWinner is who won the assert for (S,G) on an interface, if anyone else did.
+func (t *Tree) AssertWinner(key Key, iface string) (netip.Addr, bool) {
+	if e := t.entries[key]; e != nil {
+		if a := e.asserts[iface]; a != nil && !a.winner {
+			return a.theirs.Address, true
+		}
+	}
+	return netip.Addr{}, false
+}
