@@ -53,7 +53,7 @@ type Router struct {
 	rpfStale bool
 	// dirtyGroups are groups whose routes must be recomputed before the next reconcile.
 	dirtyGroups map[netip.Addr]bool
-	regVIF      int                    // the register VIF, -1 when there is none
+	regVIF      int                  // the register VIF, -1 when there is none
 	registerers map[sgKey]netip.Addr // on an RP: the first-hop DR registering each source
 
 	counters             counters
