@@ -43,7 +43,7 @@ func (i *iface) hasVIF() bool { return i.vif >= 0 }
 type netlinkEvent struct {
 	link   *netlink.LinkUpdate
 	addr   *netlink.AddrUpdate
-	route  bool // a unicast route came or went: RPF may have moved
+	route  *netip.Prefix // a unicast route to this prefix came or went: RPF may have moved
 	resync bool
 }
 
@@ -119,7 +119,13 @@ func (r *Router) forwardNetlink(ctx context.Context, links <-chan netlink.LinkUp
 			// Only unicast routes of the main table steer RPF; the MFC's own and the
 			// local table's churn are not worth a wakeup.
 			if u.Table == unix.RT_TABLE_MAIN && u.Type == unix.RTN_UNICAST {
-				r.send(ctx, netlinkEvent{route: true})
+				dst := netip.PrefixFrom(netip.IPv4Unspecified(), 0) // the default route
+				if u.Dst != nil {
+					if p, ok := toPrefix(*u.Dst); ok {
+						dst = p.Masked()
+					}
+				}
+				r.send(ctx, netlinkEvent{route: &dst})
 			}
 		}
 	}
@@ -149,9 +155,17 @@ func (r *Router) handleNetlink(ev netlinkEvent) {
 		r.linkSeen(attrs, isRegister(ev.link.Link))
 	case ev.addr != nil:
 		r.addrChanged(ev.addr.LinkIndex, ev.addr.LinkAddress, ev.addr.NewAddr)
-	case ev.route:
+	case ev.route != nil:
 		r.counters.inc("route_changes")
-		r.rpfStale = true
+		// Only addresses inside the prefix can have a new best route. Most changes on
+		// a busy node (a pod's /32 coming and going) touch none of the sources and
+		// RPs that trees are built towards.
+		for addr := range r.rpfCache {
+			if ev.route.Contains(addr) {
+				r.rpfStale = true
+				return
+			}
+		}
 	}
 }
 
