@@ -926,6 +926,9 @@ type EntryView struct {
 	Joined     bool // upstream state
 	Downstream []DownstreamView
 	Local      []string // interfaces with local receivers
+	Keepalive  bool     // (S,G): the source's traffic flows
+	SPTBit     bool     // (S,G): accepted along the source's tree
+	Register   string   // (S,G) on a first-hop DR: "join", "join-pending", "prune"; "" otherwise
 }
 
 // DownstreamView is one interface's downstream state.
@@ -941,7 +944,11 @@ type DownstreamView struct {
 func (t *Tree) Entries(group netip.Addr) []EntryView {
 	var out []EntryView
 	add := func(e *entry) {
-		v := EntryView{Key: e.key, Created: e.created, Upstream: e.upstream, Joined: e.joined}
+		v := EntryView{Key: e.key, Created: e.created, Upstream: e.upstream, Joined: e.joined,
+			Keepalive: e.keepalive, SPTBit: e.sptBit}
+		if e.register != regNoInfo {
+			v.Register = e.register.String()
+		}
 		for name, d := range e.joins {
 			v.Downstream = append(v.Downstream, DownstreamView{Interface: name, State: d.state, Expires: d.expiry})
 		}

@@ -103,6 +103,7 @@ func (r *Router) handler() http.Handler {
 	view(api.PathIGMPGroups, func() (any, error) { return r.igmpGroupsView(), nil })
 	view(api.PathPIMNeighbors, func() (any, error) { return r.pimNeighborsView(), nil })
 	view(api.PathPIMRP, func() (any, error) { return r.rpView(), nil })
+	view(api.PathPIMJoins, func() (any, error) { return r.joinsView(time.Now()), nil })
 	mux.HandleFunc("POST "+api.PathReload, func(w http.ResponseWriter, req *http.Request) {
 		summary, err := r.Reload(req.Context())
 		if err != nil {
@@ -359,6 +360,30 @@ func (r *Router) rpView() api.RPMappings {
 	}
 	if ssm := r.cfg.PIM.SSMRange; ssm.IsValid() {
 		out.RP = append(out.RP, api.RPMapping{GroupRange: ssm.String(), RP: "-", Source: "ssm"})
+	}
+	return out
+}
+
+// joinsView lists the PIM Tree's entries.
+func (r *Router) joinsView(now time.Time) api.PIMJoins {
+	out := api.PIMJoins{Joins: []api.PIMJoin{}}
+	for _, e := range r.tree.Entries(netip.Addr{}) {
+		j := api.PIMJoin{
+			Source: "*", Group: e.Key.Group.String(), Upstream: e.Upstream.Interface,
+			Joined: e.Joined, Keepalive: e.Keepalive, SPT: e.SPTBit, Register: e.Register,
+			Downstream: []api.PIMDownstream{}, Local: nonNil(e.Local), UptimeS: int64(now.Sub(e.Created).Seconds()),
+		}
+		if e.Key.Source.IsValid() {
+			j.Source = e.Key.Source.String()
+		}
+		if e.Upstream.Neighbor.IsValid() {
+			j.UpstreamNeighbor = e.Upstream.Neighbor.String()
+		}
+		for _, d := range e.Downstream {
+			j.Downstream = append(j.Downstream, api.PIMDownstream{Interface: d.Interface, State: d.State.String(),
+				RPT: d.RPT, ExpiresS: secondsUntil(d.Expires, now)})
+		}
+		out.Joins = append(out.Joins, j)
 	}
 	return out
 }

@@ -51,6 +51,8 @@ func newCommandTree() *command {
 					run: fetch(http.MethodGet, api.PathPIMNeighbors, decoded(renderPIMNeighbors))},
 				{word: "rp", summary: "group ranges, their rendezvous point and its origin",
 					run: fetch(http.MethodGet, api.PathPIMRP, decoded(renderRPMappings))},
+				{word: "joins", summary: "join/prune state: upstream, downstream per interface, source-side state",
+					run: fetch(http.MethodGet, api.PathPIMJoins, decoded(renderPIMJoins))},
 			}},
 			{word: "status", summary: "version, uptime, configuration, counters and warnings",
 				run: fetch(http.MethodGet, api.PathStatus, decoded(renderStatus))},

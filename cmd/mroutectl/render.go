@@ -116,6 +116,39 @@ func renderRPMappings(w io.Writer, m api.RPMappings) error {
 	return finish(tw, len(m.RP), "RP mappings")
 }
 
+func renderPIMJoins(w io.Writer, m api.PIMJoins) error {
+	tw := newTable(w, "Source", "Group", "Upstream", "Flags", "Downstream", "Local")
+	for _, j := range m.Joins {
+		up := "-"
+		if j.Joined {
+			up = j.Upstream + " " + j.UpstreamNeighbor
+		}
+		var flags []string
+		if j.SPT {
+			flags = append(flags, "SPT")
+		}
+		if j.Keepalive {
+			flags = append(flags, "KAT")
+		}
+		if j.Register != "" {
+			flags = append(flags, "register:"+j.Register)
+		}
+		var down []string
+		for _, d := range j.Downstream {
+			s := d.Interface + ":" + d.State
+			if d.RPT {
+				s += "(rpt)"
+			}
+			if d.ExpiresS > 0 {
+				s += "/" + duration(d.ExpiresS)
+			}
+			down = append(down, s)
+		}
+		row(tw, j.Source, j.Group, up, dash(strings.Join(flags, ",")), dash(strings.Join(down, " ")), dash(strings.Join(j.Local, ",")))
+	}
+	return finish(tw, len(m.Joins), "PIM join state")
+}
+
 func renderStatus(w io.Writer, s api.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row(tw, "Version:", dash(s.Version))

@@ -75,6 +75,17 @@ var sampleViews = []sampleView{
 			"224.0.0.0/4   10.0.2.1  static\n" +
 			"239.1.0.0/16  10.0.3.1  -\n",
 	},
+	{name: "show pim joins", method: http.MethodGet, path: api.PathPIMJoins, render: decoded(renderPIMJoins),
+		body: `{"joins":[` +
+			`{"source":"*","group":"239.1.1.1","upstream":"eth1","upstream_neighbor":"10.0.23.2","joined":true,"keepalive":false,"spt":false,"register":"",` +
+			`"downstream":[{"interface":"eth2","state":"join","rpt":false,"expires_s":190}],"local":["eth3"],"uptime_s":12},` +
+			`{"source":"10.0.1.2","group":"239.1.1.1","upstream":"","upstream_neighbor":"","joined":false,"keepalive":true,"spt":true,"register":"prune",` +
+			`"downstream":[{"interface":"eth2","state":"prune","rpt":true,"expires_s":0}],"local":[],"uptime_s":3}]}` + "\n",
+		table: "" +
+			"Source    Group      Upstream        Flags                   Downstream       Local\n" +
+			"*         239.1.1.1  eth1 10.0.23.2  -                       eth2:join/3m10s  eth3\n" +
+			"10.0.1.2  239.1.1.1  -               SPT,KAT,register:prune  eth2:prune(rpt)  -\n",
+	},
 	{name: "show status", method: http.MethodGet, path: api.PathStatus, render: decoded(renderStatus),
 		body: `{"version":"0.3.0","uptime_s":3723,"config_file":"/etc/mrouterd/mrouterd.toml","table":0,"vifs":3,"max_vifs":32,"routes":5,` +
 			`"counters":{"upcalls_nocache":42,"control_bad_requests":2,"mfc_adds":17},` +

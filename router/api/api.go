@@ -129,6 +129,7 @@ const (
 	PathIGMPGroups   = "/v1/igmp/groups"
 	PathPIMNeighbors = "/v1/pim/neighbors"
 	PathPIMRP        = "/v1/pim/rp"
+	PathPIMJoins     = "/v1/pim/joins"
 )
 
 // IGMPGroup is one group membership learned on one interface.
@@ -161,6 +162,34 @@ type PIMNeighbor struct {
 // PIMNeighbors is the reply of GET /v1/pim/neighbors.
 type PIMNeighbors struct {
 	Neighbors []PIMNeighbor `json:"neighbors"`
+}
+
+// PIMJoin is the join/prune state of one (*,G) or (S,G).
+type PIMJoin struct {
+	Source           string          `json:"source"` // "*" for (*,G)
+	Group            string          `json:"group"`
+	Upstream         string          `json:"upstream"`          // interface our joins leave by; "" when not joined
+	UpstreamNeighbor string          `json:"upstream_neighbor"` // the neighbour they go to
+	Joined           bool            `json:"joined"`
+	Keepalive        bool            `json:"keepalive"` // (S,G): the source's traffic flows
+	SPT              bool            `json:"spt"`       // (S,G): accepted along the source's tree
+	Register         string          `json:"register"`  // first-hop DR: "join", "join-pending", "prune"; "" otherwise
+	Downstream       []PIMDownstream `json:"downstream"`
+	Local            []string        `json:"local"` // interfaces with IGMP members, as DR
+	UptimeS          int64           `json:"uptime_s"`
+}
+
+// PIMDownstream is one interface's join/prune state for an entry.
+type PIMDownstream struct {
+	Interface string `json:"interface"`
+	State     string `json:"state"` // "join", "prune-pending", "prune"
+	RPT       bool   `json:"rpt"`   // an (S,G,rpt) prune: the source is pruned off the shared tree there
+	ExpiresS  int64  `json:"expires_s"`
+}
+
+// PIMJoins is the reply of GET /v1/pim/joins.
+type PIMJoins struct {
+	Joins []PIMJoin `json:"joins"`
 }
 
 // RPMapping says which rendezvous point serves a range of groups.
