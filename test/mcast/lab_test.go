@@ -121,6 +121,48 @@ func TestStreamOverVeth(t *testing.T) {
 	}
 }
 
+// TestManyGroups: one sender streams to consecutive groups, each numbered from 0 at
+// the rate asked for, so a receiver of one group sees a whole stream.
+func TestManyGroups(t *testing.T) {
+	l := deployPair(t)
+	first := netip.MustParseAddr("239.1.2.255")
+	const port, groups, count = 5002, 3, 300
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var done []<-chan recvResult
+	for i := range groups + 1 { // the last group is past the sender's range
+		done = append(done, listen(t, ctx, l, "h2", ReceiveOptions{
+			Group: addrAdd(first, i), Port: port, Ifname: "eth1", Count: count,
+		}))
+	}
+	start := time.Now()
+	sum := send(t, l, "h1", SendOptions{Group: first, Groups: groups, Port: port, Ifname: "eth1", Rate: 1000, Count: count})
+	if elapsed := time.Since(start); elapsed < 290*time.Millisecond || elapsed > 2*time.Second {
+		t.Errorf("%d datagrams to each of %d groups at 1000/s each took %v", count, groups, elapsed)
+	}
+	if sum.Sent != groups*count {
+		t.Errorf("sent %d, want %d", sum.Sent, groups*count)
+	}
+	timer := time.AfterFunc(5*time.Second, cancel) // a deadline, should a stream fall short
+	defer timer.Stop()
+	for i := range groups {
+		if r := wait(t, done[i]); r.Unique != count || r.Lost != 0 || r.FirstSeq != 0 || r.LastSeq != count-1 {
+			t.Errorf("group %v: %+v", addrAdd(first, i), r.Stats)
+		}
+	}
+	cancel()
+	if r := wait(t, done[groups]); r.Received != 0 {
+		t.Errorf("group %v, past the range, got %d datagrams", addrAdd(first, groups), r.Received)
+	}
+}
+
+func addrAdd(a netip.Addr, n int) netip.Addr {
+	for range n {
+		a = a.Next()
+	}
+	return a
+}
+
 // TestSourceFilters checks that each receiving socket sees only what it asked for,
 // even next to other sockets of the same port that joined differently.
 func TestSourceFilters(t *testing.T) {

@@ -29,11 +29,19 @@ type SendOptions struct {
 	Duration time.Duration // stop after this long
 	Size     int           // UDP payload size, at least HeaderLen; zero means DefaultSize
 	Stream   uint32        // stream ID, to tell senders of one group apart
+	// Groups makes one stream to each of this many consecutive groups from Group; zero
+	// means one. Rate and Count hold per group and each group numbers its datagrams
+	// from 0, so a receiver of any one group sees what a sender of that group alone
+	// would send. The groups take turns, evenly spaced in time.
+	Groups int
 }
+
+// MaxGroups bounds SendOptions.Groups.
+const MaxGroups = 1 << 20
 
 // SendSummary is what a sender prints on exit.
 type SendSummary struct {
-	Sent uint64 `json:"sent"`
+	Sent uint64 `json:"sent"` // datagrams, to all groups together
 }
 
 // Sender is an open sending socket. Create it with NewSender, in the network namespace
@@ -41,13 +49,14 @@ type SendSummary struct {
 type Sender struct {
 	opts SendOptions
 	conn *net.UDPConn
-	dst  *net.UDPAddr
+	dsts []*net.UDPAddr // one per group, in turn
 }
 
 // NewSender opens the socket and sets its multicast interface and TTL.
 func NewSender(opts SendOptions) (*Sender, error) {
-	if !opts.Group.Is4() || !opts.Group.IsMulticast() {
-		return nil, fmt.Errorf("group %v is not an IPv4 multicast address", opts.Group)
+	groups, err := GroupRange(opts.Group, opts.Groups)
+	if err != nil {
+		return nil, err
 	}
 	if opts.Port < 1 || opts.Port > 65535 {
 		return nil, fmt.Errorf("port %d is out of range", opts.Port)
@@ -87,26 +96,58 @@ func NewSender(opts SendOptions) (*Sender, error) {
 			return nil, fmt.Errorf("multicast interface %s: %w", opts.Ifname, err)
 		}
 	}
-	dst := &net.UDPAddr{IP: opts.Group.AsSlice(), Port: opts.Port}
-	return &Sender{opts: opts, conn: conn, dst: dst}, nil
+	s := &Sender{opts: opts, conn: conn}
+	for _, g := range groups {
+		s.dsts = append(s.dsts, &net.UDPAddr{IP: g.AsSlice(), Port: opts.Port})
+	}
+	return s, nil
+}
+
+// GroupRange returns n consecutive IPv4 multicast groups from first; n of zero means
+// one. They must all be multicast addresses.
+func GroupRange(first netip.Addr, n int) ([]netip.Addr, error) {
+	if n == 0 {
+		n = 1
+	}
+	if n < 0 || n > MaxGroups {
+		return nil, fmt.Errorf("groups %d: want 1 to %d", n, MaxGroups)
+	}
+	if !first.Is4() || !first.IsMulticast() {
+		return nil, fmt.Errorf("group %v is not an IPv4 multicast address", first)
+	}
+	b := first.As4()
+	base := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	const lastMulticast = 0xefffffff // 239.255.255.255
+	if uint64(base)+uint64(n)-1 > lastMulticast {
+		return nil, fmt.Errorf("%d groups from %v run past 239.255.255.255", n, first)
+	}
+	out := make([]netip.Addr, n)
+	for i := range out {
+		v := base + uint32(i)
+		out[i] = netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	}
+	return out, nil
 }
 
 // Close closes the socket.
 func (s *Sender) Close() error { return s.conn.Close() }
 
 // Run sends until Count or Duration is reached or ctx ends, then closes the sender.
-// Datagram n is due at start + n/Rate: a late wake-up sends the overdue ones back to
-// back, so the average rate holds without drift.
+// Datagram k (of all groups together) is due at start + k/(Rate*groups): a late
+// wake-up sends the overdue ones back to back, so the average rate holds without drift.
 func (s *Sender) Run(ctx context.Context) (SendSummary, error) {
 	defer s.conn.Close()
 	var sum SendSummary
 	payload := make([]byte, s.opts.Size)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	groups := uint64(len(s.dsts))
+	total := s.opts.Count * groups // zero: no end
+	rate := s.opts.Rate * float64(groups)
 	start := time.Now()
-	for seq := uint64(0); s.opts.Count == 0 || seq < s.opts.Count; seq++ {
-		if s.opts.Rate > 0 {
-			due := start.Add(time.Duration(float64(seq) * float64(time.Second) / s.opts.Rate))
+	for k := uint64(0); total == 0 || k < total; k++ {
+		if rate > 0 {
+			due := start.Add(time.Duration(float64(k) * float64(time.Second) / rate))
 			if wait := time.Until(due); wait > 0 {
 				timer.Reset(wait)
 				select {
@@ -120,9 +161,10 @@ func (s *Sender) Run(ctx context.Context) (SendSummary, error) {
 		if ctx.Err() != nil || (s.opts.Duration > 0 && now.Sub(start) >= s.opts.Duration) {
 			break
 		}
+		seq, dst := k/groups, s.dsts[k%groups]
 		Header{Stream: s.opts.Stream, Seq: seq, Sent: now}.Put(payload)
-		if _, err := s.conn.WriteToUDP(payload, s.dst); err != nil {
-			return sum, fmt.Errorf("send datagram %d: %w", seq, err)
+		if _, err := s.conn.WriteToUDP(payload, dst); err != nil {
+			return sum, fmt.Errorf("send datagram %d to %v: %w", seq, dst.IP, err)
 		}
 		sum.Sent++
 	}

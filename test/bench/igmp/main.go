@@ -13,15 +13,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/mrouterd/mrouterd/test/bench/internal/benchlab"
 	"github.com/mrouterd/mrouterd/test/lab"
 	"github.com/mrouterd/mrouterd/test/peers"
 )
@@ -33,7 +29,7 @@ func main() {
 	binDir := flag.String("bin", "bin", "directory holding mrouterd and mcast (make build)")
 	topoPath := flag.String("topology", "test/topologies/bench-igmp.clab.yml", "topology file")
 	flag.Parse()
-	go tearDownOnSignal()
+	go benchlab.TearDownOnSignal()
 	if err := run(*trials, *groups, *routers, *binDir, *topoPath); err != nil {
 		fmt.Fprintln(os.Stderr, "igmp:", err)
 		os.Exit(1)
@@ -78,7 +74,7 @@ func run(trials, groups int, names, binDir, topoPath string) error {
 	printHeader(topoPath, trials, groups)
 	var results []*result
 	for _, r := range list {
-		fmt.Fprintf(os.Stderr, "igmp: measuring %s\n", r.name())
+		benchlab.Logf("measuring %s", r.name())
 		results = append(results, measure(topo, bin, r, trials, groups))
 	}
 	printResults(results, trials, groups)
@@ -105,18 +101,18 @@ func measure(topo *lab.Topology, bin string, r router, trials, groups int) *resu
 		res.err = err
 		return res
 	}
-	l, err := upLab(topo, bin)
+	l, err := benchlab.Up(topo, bin)
 	if err != nil {
 		res.err = err
 		return res
 	}
-	defer downLab(l)
-	c, err := startCapture(l, receiverNode, hostIfname)
+	defer benchlab.Down(l)
+	c, err := benchlab.StartCapture(l, receiverNode, hostIfname)
 	if err != nil {
 		res.err = err
 		return res
 	}
-	defer c.close()
+	defer c.Close()
 
 	started := time.Now()
 	if err := r.start(l); err != nil {
@@ -125,7 +121,7 @@ func measure(topo *lab.Topology, bin string, r router, trials, groups int) *resu
 	}
 	defer func() {
 		if err := r.stop(l); err != nil {
-			fmt.Fprintf(os.Stderr, "igmp: stop %s: %v\n", res.name, err)
+			benchlab.Logf("stop %s: %v", res.name, err)
 		}
 	}()
 	if res.startup, res.err = firstForward(l, c, started); res.err != nil {
@@ -136,53 +132,11 @@ func measure(topo *lab.Topology, bin string, r router, trials, groups int) *resu
 	return res
 }
 
-// running holds the lab being measured, so that an interrupt can tear it down.
-var running struct {
-	mu  sync.Mutex
-	lab *lab.Lab
-}
-
-// upLab brings a lab up as running's lab. An interrupt meanwhile waits for it.
-func upLab(topo *lab.Topology, bin string) (*lab.Lab, error) {
-	running.mu.Lock()
-	defer running.mu.Unlock()
-	l, err := lab.Up(topo, lab.Options{BinDir: bin})
-	running.lab = l
-	return l, err
-}
-
-// downLab tears l down and forgets it.
-func downLab(l *lab.Lab) {
-	running.mu.Lock()
-	defer running.mu.Unlock()
-	running.lab = nil
-	if err := l.Down(); err != nil {
-		fmt.Fprintf(os.Stderr, "igmp: lab down %s: %v\n", l.Prefix, err)
-	}
-}
-
-// tearDownOnSignal tears the running lab down on SIGINT or SIGTERM and exits.
-func tearDownOnSignal() {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	sig := <-sigs
-	running.mu.Lock() // held until exit: nothing else starts
-	if l := running.lab; l != nil {
-		fmt.Fprintf(os.Stderr, "igmp: %v: tearing down lab %s\n", sig, l.Prefix)
-		if err := l.Down(); err != nil {
-			fmt.Fprintf(os.Stderr, "igmp: lab down %s: %v\n", l.Prefix, err)
-		}
-	}
-	os.Exit(1)
-}
-
 // available says why r cannot run here, if it cannot.
 func available(r router, bin string) error {
 	switch r.(type) {
 	case *mrouterd:
-		if _, err := os.Stat(filepath.Join(bin, "mrouterd")); err != nil {
-			return fmt.Errorf("no mrouterd in %s: run make build", bin)
-		}
+		return benchlab.CheckMrouterd(bin)
 	case *frr:
 		return peers.CheckFRR()
 	case *pimd:
@@ -192,14 +146,8 @@ func available(r router, bin string) error {
 }
 
 func printHeader(topoPath string, trials, groups int) {
-	kernel := "unknown"
-	var uts unix.Utsname
-	if unix.Uname(&uts) == nil {
-		kernel = unix.ByteSliceToString(uts.Release[:])
-	}
 	fmt.Printf("IGMP benchmark: %d joins and leaves, %d groups at once, per router\n", trials, groups)
-	fmt.Printf("command:  %s\n", strings.Join(append([]string{filepath.Base(os.Args[0])}, os.Args[1:]...), " "))
-	fmt.Printf("kernel:   Linux %s\n", kernel)
+	benchlab.PrintCommand()
 	fmt.Printf("topology: %s: src 10.0.1.2 -- eth1 r1 eth2 -- rcv 10.0.2.2, a fresh lab per router\n", topoPath)
 	fmt.Printf("traffic:  %d pps, TTL %d, from src; rcv joins with Linux's own IGMPv3 stack\n\n", ratePPS, sendTTL)
 }

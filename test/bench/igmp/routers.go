@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/mrouterd/mrouterd/test/bench/internal/benchlab"
 	"github.com/mrouterd/mrouterd/test/lab"
 	"github.com/mrouterd/mrouterd/test/peers"
 )
@@ -37,48 +33,8 @@ type router interface {
 	// stateInterval is how often groupsHeld may be asked.
 	stateInterval() time.Duration
 	// memory returns the resident set size of each of its processes.
-	memory(l *lab.Lab) ([]processMemory, error)
+	memory(l *lab.Lab) ([]benchlab.ProcessMemory, error)
 	stop(l *lab.Lab) error
-}
-
-type processMemory struct {
-	process string
-	rssKB   int64
-}
-
-// rss reads VmRSS from /proc/pid/status.
-func rss(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("pid %d: no VmRSS in /proc/%d/status", pid, pid)
-}
-
-// version runs a program's version option and returns the first line of its output.
-func version(args ...string) string {
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		return ""
-	}
-	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-	return line
-}
-
-// lastWord returns the last word of s, where version commands put the version.
-func lastWord(s string) string {
-	f := strings.Fields(s)
-	if len(f) == 0 {
-		return "?"
-	}
-	return f[len(f)-1]
 }
 
 // mrouterd is the daemon under test, with the same leave timing as the peers get.
@@ -96,21 +52,12 @@ max-groups = 20000
 // pathIGMPGroups is the control API's view of IGMP memberships (DESIGN.md section 3).
 const pathIGMPGroups = "/v1/igmp/groups"
 
-func (m *mrouterd) name() string {
-	return "mrouterd " + lastWord(version(filepath.Join(m.binDir, "mrouterd"), "--version"))
-}
+func (m *mrouterd) name() string { return benchlab.MrouterdName(m.binDir) }
 
 func (m *mrouterd) timers() string { return "query 125s, LMQI 1s, robustness 2" }
 
 func (m *mrouterd) start(l *lab.Lab) error {
-	cfg := filepath.Join(l.StateDir, routerNode, "bench.toml")
-	if err := os.MkdirAll(filepath.Dir(cfg), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(cfg, []byte(mrouterdConfig), 0o644); err != nil {
-		return err
-	}
-	if err := l.StartDaemon(routerNode, "-c", cfg); err != nil {
+	if err := benchlab.StartMrouterd(l, routerNode, mrouterdConfig); err != nil {
 		return err
 	}
 	if _, err := l.APIGet(routerNode, pathIGMPGroups); err != nil {
@@ -144,13 +91,8 @@ func (m *mrouterd) groupsHeld(l *lab.Lab, prefix netip.Prefix) (int, error) {
 
 func (m *mrouterd) stateInterval() time.Duration { return 50 * time.Millisecond }
 
-func (m *mrouterd) memory(l *lab.Lab) ([]processMemory, error) {
-	pid, ok := l.DaemonPID(routerNode)
-	if !ok {
-		return nil, fmt.Errorf("mrouterd is not running")
-	}
-	kb, err := rss(pid)
-	return []processMemory{{"mrouterd", kb}}, err
+func (m *mrouterd) memory(l *lab.Lab) ([]benchlab.ProcessMemory, error) {
+	return benchlab.MrouterdMemory(l, routerNode)
 }
 
 func (m *mrouterd) stop(l *lab.Lab) error { return l.StopDaemon(routerNode, syscall.SIGTERM) }
@@ -180,9 +122,7 @@ interface ` + receiverIface + `
 !
 `
 
-func (f *frr) name() string {
-	return "FRR " + lastWord(version(filepath.Join(peers.FRRDir, "pimd"), "--version"))
-}
+func (f *frr) name() string { return benchlab.FRRName() }
 
 func (f *frr) timers() string { return "query 125s, LMQI 1s, LMQC 2, robustness 2 (fixed)" }
 
@@ -223,17 +163,8 @@ func (f *frr) groupsHeld(l *lab.Lab, prefix netip.Prefix) (int, error) {
 
 func (f *frr) stateInterval() time.Duration { return 250 * time.Millisecond }
 
-func (f *frr) memory(*lab.Lab) ([]processMemory, error) {
-	var mem []processMemory
-	pids := f.proc.PIDs()
-	for _, name := range []string{"pimd", "zebra"} {
-		kb, err := rss(pids[name])
-		if err != nil {
-			return nil, err
-		}
-		mem = append(mem, processMemory{name, kb})
-	}
-	return mem, nil
+func (f *frr) memory(*lab.Lab) ([]benchlab.ProcessMemory, error) {
+	return benchlab.PeerMemory(f.proc, "pimd", "zebra")
 }
 
 func (f *frr) stop(*lab.Lab) error { return f.proc.Stop() }
@@ -252,7 +183,7 @@ phyint ` + receiverIface + ` enable
 rp-address ` + rpAddress + ` 224.0.0.0/4
 `
 
-func (p *pimd) name() string { return "pimd " + lastWord(version(peers.PimdPath, "-v")) }
+func (p *pimd) name() string { return benchlab.PimdName() }
 
 func (p *pimd) timers() string { return "query 12s, LMQI 1s, LMQC 3 (compiled in)" }
 
@@ -281,9 +212,8 @@ func (p *pimd) groupsHeld(l *lab.Lab, prefix netip.Prefix) (int, error) {
 
 func (p *pimd) stateInterval() time.Duration { return peers.PimdDumpInterval }
 
-func (p *pimd) memory(*lab.Lab) ([]processMemory, error) {
-	kb, err := rss(p.proc.PIDs()["pimd"])
-	return []processMemory{{"pimd", kb}}, err
+func (p *pimd) memory(*lab.Lab) ([]benchlab.ProcessMemory, error) {
+	return benchlab.PeerMemory(p.proc, "pimd")
 }
 
 func (p *pimd) stop(*lab.Lab) error { return p.proc.Stop() }

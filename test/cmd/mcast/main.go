@@ -1,8 +1,8 @@
 // Command mcast sends and receives numbered multicast UDP streams and reports, as JSON,
 // what was sent or what arrived.
 //
-//	mcast send -group G -port P [-ifname IF] [-source ADDR] [-ttl N] [-rate PPS]
-//	           [-count N | -duration D] [-size BYTES] [-stream ID]
+//	mcast send -group G [-groups N] -port P [-ifname IF] [-source ADDR] [-ttl N]
+//	           [-rate PPS] [-count N | -duration D] [-size BYTES] [-stream ID]
 //	mcast recv -group G -port P [-ifname IF] [-source S]... [-block S]...
 //	           [-duration D] [-count N] [-idle D] [-ready FILE]
 //
@@ -25,8 +25,8 @@ import (
 )
 
 const usage = `usage:
-  mcast send -group G -port P [-ifname IF] [-source ADDR] [-ttl N] [-rate PPS]
-             [-count N | -duration D] [-size BYTES] [-stream ID]
+  mcast send -group G [-groups N] -port P [-ifname IF] [-source ADDR] [-ttl N]
+             [-rate PPS] [-count N | -duration D] [-size BYTES] [-stream ID]
   mcast recv -group G -port P [-ifname IF] [-source S]... [-block S]...
              [-duration D] [-count N] [-idle D] [-ready FILE]`
 
@@ -100,6 +100,7 @@ func send(ctx context.Context, args []string, stdout io.Writer) error {
 	var opts mcast.SendOptions
 	fs := newFlagSet("send")
 	fs.Var(addrFlag{&opts.Group}, "group", "multicast group")
+	fs.IntVar(&opts.Groups, "groups", 1, "send to this many consecutive groups from -group, -rate and -count each")
 	fs.IntVar(&opts.Port, "port", 0, "UDP port")
 	fs.StringVar(&opts.Ifname, "ifname", "", "multicast interface (default: by route)")
 	fs.Var(addrFlag{&opts.Source}, "source", "local address to send from")

@@ -1,4 +1,4 @@
-package main
+package benchlab
 
 import (
 	"encoding/binary"
@@ -24,11 +24,11 @@ const (
 	recordToExclude = 4 // CHANGE_TO_EXCLUDE_MODE: with no sources, a join
 )
 
-// capture watches one interface of a host through a packet socket, which sees the
+// Capture watches one interface of a host through a packet socket, which sees the
 // wire whatever the host has joined: the data packets that the router forwards and
 // the reports that the host's own IGMP stack sends. Times are the kernel's receive
 // timestamps.
-type capture struct {
+type Capture struct {
 	file *os.File
 	done chan struct{}
 
@@ -41,8 +41,8 @@ type capture struct {
 	readErr   error
 }
 
-// startCapture opens the packet socket in node's namespace and reads it until close.
-func startCapture(l *lab.Lab, node, ifname string) (*capture, error) {
+// StartCapture opens the packet socket in node's namespace and reads it until Close.
+func StartCapture(l *lab.Lab, node, ifname string) (*Capture, error) {
 	var fd int
 	err := l.InNetns(node, func() error {
 		ifi, err := net.InterfaceByName(ifname)
@@ -69,7 +69,7 @@ func startCapture(l *lab.Lab, node, ifname string) (*capture, error) {
 	if err != nil {
 		return nil, fmt.Errorf("packet socket on %s:%s: %v", node, ifname, err)
 	}
-	c := &capture{
+	c := &Capture{
 		file:      os.NewFile(uintptr(fd), "capture"),
 		done:      make(chan struct{}),
 		firstData: map[netip.Addr]time.Time{},
@@ -83,12 +83,13 @@ func startCapture(l *lab.Lab, node, ifname string) (*capture, error) {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-func (c *capture) close() {
+// Close stops reading and closes the socket.
+func (c *Capture) Close() {
 	c.file.Close()
 	<-c.done
 }
 
-func (c *capture) read() {
+func (c *Capture) read() {
 	defer close(c.done)
 	rc, err := c.file.SyscallConn()
 	if err != nil {
@@ -122,7 +123,7 @@ func (c *capture) read() {
 	}
 }
 
-func (c *capture) setErr(err error) {
+func (c *Capture) setErr(err error) {
 	c.mu.Lock()
 	c.readErr = err
 	c.mu.Unlock()
@@ -144,7 +145,7 @@ func timestamp(oob []byte) time.Time {
 }
 
 // packet accounts for one IPv4 packet.
-func (c *capture) packet(p []byte, outgoing bool, at time.Time) {
+func (c *Capture) packet(p []byte, outgoing bool, at time.Time) {
 	if len(p) < 20 || p[0]>>4 != 4 {
 		return
 	}
@@ -183,7 +184,7 @@ func (c *capture) packet(p []byte, outgoing bool, at time.Time) {
 }
 
 // v3Report notes the joins and leaves among the group records of a report.
-func (c *capture) v3Report(body []byte, at time.Time) {
+func (c *Capture) v3Report(body []byte, at time.Time) {
 	records := int(binary.BigEndian.Uint16(body[6:8]))
 	rec := body[8:]
 	for range records {
@@ -213,29 +214,29 @@ func firstOf(times map[netip.Addr]time.Time, group netip.Addr, at time.Time) {
 	}
 }
 
-// data returns when the first and the last packet to group arrived; zero if none did.
-func (c *capture) data(group netip.Addr) (first, last time.Time) {
+// Data returns when the first and the last packet to group arrived; zero if none did.
+func (c *Capture) Data(group netip.Addr) (first, last time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.firstData[group], c.lastData[group]
 }
 
-// joinOf returns when the host first sent a join for group; zero if it has not.
-func (c *capture) joinOf(group netip.Addr) time.Time {
+// JoinOf returns when the host first sent a join for group; zero if it has not.
+func (c *Capture) JoinOf(group netip.Addr) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.joins[group]
 }
 
-// leaveOf returns when the host first sent a leave for group; zero if it has not.
-func (c *capture) leaveOf(group netip.Addr) time.Time {
+// LeaveOf returns when the host first sent a leave for group; zero if it has not.
+func (c *Capture) LeaveOf(group netip.Addr) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.leaves[group]
 }
 
-// firstReportSince returns the first report the host sent at or after t; zero if none.
-func (c *capture) firstReportSince(t time.Time) time.Time {
+// FirstReportSince returns the first report the host sent at or after t; zero if none.
+func (c *Capture) FirstReportSince(t time.Time) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, at := range c.reports {
@@ -246,9 +247,18 @@ func (c *capture) firstReportSince(t time.Time) time.Time {
 	return time.Time{}
 }
 
-// err returns why reading stopped early, if it did.
-func (c *capture) err() error {
+// Err returns why reading stopped early, if it did.
+func (c *Capture) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.readErr
+}
+
+// Note says why the capture stopped early, as a note to add to a message that says
+// what it did not see; "" if it is still reading.
+func (c *Capture) Note() string {
+	if err := c.Err(); err != nil {
+		return " (capture failed: " + err.Error() + ")"
+	}
+	return ""
 }
