@@ -31,11 +31,12 @@ lint:
 lab: build
 	PATH=$(BIN):$$PATH test/lab-demo.sh test/topologies/static.clab.yml
 
-# Figures, not pass/fail: MFC programming against bare syscalls, and IGMP join/leave
+# Figures, not pass/fail: MFC programming against bare syscalls, and IGMP and PIM-SM
 # latency and scale against FRR and troglobit's pimd (test/peers/install.sh installs them).
 bench: build
 	$(GO) run ./test/bench/mfc
 	$(GO) run ./test/bench/igmp -bin $(BIN)
+	$(GO) run ./test/bench/pim -bin $(BIN)
 
 install: build
 	install -D -m 0755 $(BIN)/mrouterd $(DESTDIR)$(PREFIX)/sbin/mrouterd
