@@ -2,6 +2,8 @@ package pim
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -131,20 +133,28 @@ func (t *Tree) assertTimersExpired(now time.Time, e *entry) {
 // AssertLost reports whether another router won the assert for (S,G) on an
 // interface: we must not forward there.
 func (t *Tree) AssertLost(key Key, iface string) bool {
-	if e := t.entries[key]; e != nil {
-		if a := e.asserts[iface]; a != nil {
-			return !a.winner
-		}
-	}
-	return false
+	e := t.entries[key]
+	return e != nil && e.lostAssert(iface)
 }
 
-// AssertWinner is who won the assert for (S,G) on an interface, if anyone else did.
-func (t *Tree) AssertWinner(key Key, iface string) (netip.Addr, bool) {
-	if e := t.entries[key]; e != nil {
-		if a := e.asserts[iface]; a != nil && !a.winner {
-			return a.theirs.Address, true
+// AssertView is one interface's assert state, as shown to operators.
+type AssertView struct {
+	Interface string
+	Winner    netip.Addr // us, or the router that won
+	WeWin     bool
+	Expires   time.Time
+}
+
+// assertViews lists an entry's assert states by interface.
+func (e *entry) assertViews() []AssertView {
+	var out []AssertView
+	for name, a := range e.asserts {
+		v := AssertView{Interface: name, Winner: a.theirs.Address, WeWin: a.winner, Expires: a.timer}
+		if a.winner {
+			v.Winner = a.ours.Address
 		}
+		out = append(out, v)
 	}
-	return netip.Addr{}, false
+	slices.SortFunc(out, func(a, b AssertView) int { return strings.Compare(a.Interface, b.Interface) })
+	return out
 }

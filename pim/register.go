@@ -104,6 +104,15 @@ func (t *Tree) Registering(key Key) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
+// RegisterRP is the RP a source has register state towards, whatever the state:
+// packets the kernel handed over before a Register-Stop took effect still go.
+func (t *Tree) RegisterRP(key Key) (netip.Addr, bool) {
+	if e := t.entries[key]; e != nil && e.register != regNoInfo {
+		return e.regRP, true
+	}
+	return netip.Addr{}, false
+}
+
 // SetKeepalive says whether the source's traffic is flowing (the owner runs the
 // keepalive timer from the kernel's counters). While it is, an RP or a last-hop
 // router joins towards the source wherever the shared tree wants it.

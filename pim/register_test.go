@@ -106,8 +106,8 @@ func TestAssert(t *testing.T) {
 	// A better metric wins: we stop forwarding there, for Assert_Time.
 	better := AssertMetric{Preference: 1, Metric: 5, Address: peerDown}
 	f.tree.ReceiveAssert(f.now, key, "eth2", better, ours, true)
-	if w, ok := f.tree.AssertWinner(key, "eth2"); !ok || w != peerDown || !f.tree.AssertLost(key, "eth2") {
-		t.Fatalf("winner %v %v", w, ok)
+	if as := f.tree.Entries(asmGroup)[0].Asserts; len(as) != 1 || as[0].Winner != peerDown || as[0].WeWin || !f.tree.AssertLost(key, "eth2") {
+		t.Fatalf("asserts %+v", as)
 	}
 	f.advance(AssertTime - time.Second)
 	if !f.tree.AssertLost(key, "eth2") {

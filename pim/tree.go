@@ -525,31 +525,38 @@ func (t *Tree) joinDesired(e *entry, iif string) bool {
 		return false
 	}
 	for name, d := range wc.joins {
-		if name != iif && d.state != NoInfo && !t.RPTPruned(e.key, name) {
+		if name != iif && d.state != NoInfo && !t.RPTPruned(e.key, name) && !e.lostAssert(name) {
 			return true
 		}
 	}
 	for name := range wc.local {
-		if name != iif {
+		if name != iif && !e.lostAssert(name) {
 			return true
 		}
 	}
 	return false
 }
 
-// immediate reports whether the entry's own state forwards anywhere but iif.
+// immediate reports whether the entry's own state forwards anywhere but iif and
+// the links where another router won the assert.
 func (e *entry) immediate(iif string) bool {
 	for name, d := range e.joins {
-		if name != iif && d.state != NoInfo {
+		if name != iif && d.state != NoInfo && !e.lostAssert(name) {
 			return true
 		}
 	}
 	for name := range e.local {
-		if name != iif {
+		if name != iif && !e.lostAssert(name) {
 			return true
 		}
 	}
 	return false
+}
+
+// lostAssert reports whether another router forwards the entry onto a link.
+func (e *entry) lostAssert(iface string) bool {
+	a := e.asserts[iface]
+	return a != nil && !a.winner
 }
 
 // update runs the upstream state machine of an entry after anything changed, and
@@ -929,6 +936,7 @@ type EntryView struct {
 	Keepalive  bool     // (S,G): the source's traffic flows
 	SPTBit     bool     // (S,G): accepted along the source's tree
 	Register   string   // (S,G) on a first-hop DR: "join", "join-pending", "prune"; "" otherwise
+	Asserts    []AssertView
 }
 
 // DownstreamView is one interface's downstream state.
@@ -945,7 +953,7 @@ func (t *Tree) Entries(group netip.Addr) []EntryView {
 	var out []EntryView
 	add := func(e *entry) {
 		v := EntryView{Key: e.key, Created: e.created, Upstream: e.upstream, Joined: e.joined,
-			Keepalive: e.keepalive, SPTBit: e.sptBit}
+			Keepalive: e.keepalive, SPTBit: e.sptBit, Asserts: e.assertViews()}
 		if e.register != regNoInfo {
 			v.Register = e.register.String()
 		}

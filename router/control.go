@@ -371,7 +371,12 @@ func (r *Router) joinsView(now time.Time) api.PIMJoins {
 		j := api.PIMJoin{
 			Source: "*", Group: e.Key.Group.String(), Upstream: e.Upstream.Interface,
 			Joined: e.Joined, Keepalive: e.Keepalive, SPT: e.SPTBit, Register: e.Register,
-			Downstream: []api.PIMDownstream{}, Local: nonNil(e.Local), UptimeS: int64(now.Sub(e.Created).Seconds()),
+			Downstream: []api.PIMDownstream{}, Local: nonNil(e.Local), Asserts: []api.PIMAssert{},
+			UptimeS: int64(now.Sub(e.Created).Seconds()),
+		}
+		for _, a := range e.Asserts {
+			j.Asserts = append(j.Asserts, api.PIMAssert{Interface: a.Interface, Winner: a.Winner.String(),
+				WeWin: a.WeWin, ExpiresS: secondsUntil(a.Expires, now)})
 		}
 		if e.Key.Source.IsValid() {
 			j.Source = e.Key.Source.String()

@@ -382,6 +382,7 @@ func (r *Router) advanceProtocols(now time.Time) {
 		}
 	}
 	r.treeActions(r.tree.Advance(now))
+	r.expireSPTPending(now)
 }
 
 // nextProtocolDeadline is the earliest IGMP or PIM timer of any interface.
@@ -394,6 +395,9 @@ func (r *Router) nextProtocolDeadline() (time.Time, bool) {
 		}
 	}
 	consider(r.tree.NextDeadline())
+	for _, at := range r.sptPending {
+		consider(at, true)
+	}
 	for _, ifc := range r.ifaces {
 		if ifc.querier != nil {
 			consider(ifc.querier.NextDeadline())

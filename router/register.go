@@ -82,7 +82,9 @@ func (r *Router) isOwn(addr netip.Addr) bool {
 // and sends it to the RP.
 func (r *Router) sendRegister(u mroute.Upcall) {
 	key := sgKey{Source: u.Source, Group: u.Group}
-	rp, ok := r.tree.Registering(key)
+	// The kernel sends a packet up only while the register VIF is an outgoing
+	// interface: one that was on its way when a Register-Stop arrived is sent too.
+	rp, ok := r.tree.RegisterRP(key)
 	if !ok {
 		r.counters.inc("register_not_registering")
 		return
@@ -90,6 +92,32 @@ func (r *Router) sendRegister(u mroute.Upcall) {
 	pkt := slices.Clone(u.Packet)
 	completeUDPChecksum(pkt)
 	r.sendPIMTo(rp, &pim.Register{Packet: pkt}, "registers_sent")
+}
+
+// sptSwitchWait bounds how long an RP waits for the register that lets it switch
+// a source to its own tree without a loss.
+const sptSwitchWait = 20 * time.Millisecond
+
+// switchToSPT accepts a source's traffic along its own tree from now on; an RP
+// tells the registering DR to stop.
+func (r *Router) switchToSPT(key sgKey, now time.Time) {
+	delete(r.sptPending, key)
+	r.counters.inc("spt_switches")
+	r.log.Info("traffic on the source's tree", "route", key.String(), "iif", r.rpf(key.Source).Interface)
+	r.treeActions(r.tree.SetSPTBit(now, key, true))
+	if dr, ok := r.registerers[key]; ok {
+		r.sendPIMTo(dr, &pim.RegisterStop{Group: netip.PrefixFrom(key.Group, 32), Source: key.Source}, "register_stops_sent")
+		r.counters.inc("register_stop_spt")
+	}
+}
+
+// expireSPTPending switches the sources whose wait for a register ran out.
+func (r *Router) expireSPTPending(now time.Time) {
+	for key, at := range r.sptPending {
+		if !at.After(now) {
+			r.switchToSPT(key, now)
+		}
+	}
 }
 
 // sendPIMTo unicasts a PIM message and counts it under what.
@@ -174,16 +202,34 @@ func (r *Router) handleRegister(now time.Time, from netip.Addr, m *pim.Register)
 		return
 	}
 	r.registerers[key] = from
-	r.treeActions(r.tree.SetKeepalive(now, key, true))
-	if rt := r.routes[key]; rt != nil {
+	rt := r.routes[key]
+	if rt == nil && !m.Null && r.regVIF >= 0 {
+		// The kernel forwards what it decapsulates only once the route exists; with
+		// register-accept set, it waits for this check.
+		rt = &route{key: key, protocol: protoPIM, learned: true, created: now}
+		r.addRoute(rt)
+		r.dirtyGroups[key.Group] = true
+	}
+	if rt != nil {
 		rt.lastActive = now // registers keep the source alive at the RP
 	}
 	switch {
 	case r.tree.SPTBit(key):
 		stop("spt")
+	case r.sptPending[key] != (time.Time{}):
+		// Native traffic has started to arrive: this register brings everything
+		// up to it, so the switch loses nothing that the tunnel carried.
+		r.switchToSPT(key, now)
 	case len(r.sharedOIFs(key, r.registerName())) == 0:
 		stop("no_receivers")
 	}
+}
+
+// registerAcceptedFor reports whether a source may be forwarded from the register
+// tunnel: always when every DR is accepted, else once an accepted DR registered it.
+func (r *Router) registerAcceptedFor(key sgKey) bool {
+	_, ok := r.registerers[key]
+	return ok || len(r.cfg.PIM.RegisterAccept) == 0
 }
 
 // registerAccepted applies pim.register-accept: registers only from those ranges,
@@ -223,13 +269,16 @@ func (r *Router) handleWrongVIF(u mroute.Upcall, now time.Time) {
 		return
 	}
 	if in.name == r.rpf(key.Source).Interface && !r.tree.SPTBit(key) {
-		r.counters.inc("spt_switches")
-		r.log.Info("traffic on the source's tree", "route", key.String(), "iif", in.name)
-		r.treeActions(r.tree.SetSPTBit(now, key, true))
-		if dr, ok := r.registerers[key]; ok {
-			r.sendPIMTo(dr, &pim.RegisterStop{Group: netip.PrefixFrom(key.Group, 32), Source: key.Source}, "register_stops_sent")
-			r.counters.inc("register_stop_spt")
+		if rt.iif == r.registerName() {
+			// The first native packet overtook the registers still in flight. Switch
+			// when the next register shows the tunnel has delivered up to here (or
+			// soon regardless), not now: now would drop those registers.
+			if r.sptPending[key].IsZero() {
+				r.sptPending[key] = now.Add(sptSwitchWait)
+			}
+			return
 		}
+		r.switchToSPT(key, now)
 		return
 	}
 	if slices.Contains(rt.oifs, in.name) {

@@ -55,6 +55,7 @@ type Router struct {
 	dirtyGroups map[netip.Addr]bool
 	regVIF      int                  // the register VIF, -1 when there is none
 	registerers map[sgKey]netip.Addr // on an RP: the first-hop DR registering each source
+	sptPending  map[sgKey]time.Time  // on an RP: sources waiting to switch to their own tree, until then
 
 	counters             counters
 	mrtReader, pimReader readerStats
@@ -127,6 +128,7 @@ func New(opts Options) (*Router, error) {
 		dirtyGroups: make(map[netip.Addr]bool),
 		regVIF:      -1,
 		registerers: make(map[sgKey]netip.Addr),
+		sptPending:  make(map[sgKey]time.Time),
 		igmpPackets: make(chan igmpPacket, 1024),
 		vifs:        mroute.NewVIFTable(),
 		ifaces:      make(map[string]*iface),

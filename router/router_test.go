@@ -36,6 +36,7 @@ func newTestRouter(t *testing.T, cfgText string) *Router {
 		dirtyGroups: make(map[netip.Addr]bool),
 		regVIF:      -1,
 		registerers: make(map[sgKey]netip.Addr),
+		sptPending:  make(map[sgKey]time.Time),
 	}
 	r.tree = pim.NewTree(r.treeConfig())
 	r.setStaticRoutes(cfg.Static)

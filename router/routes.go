@@ -132,6 +132,11 @@ func (r *Router) handleUpcall(u mroute.Upcall) {
 		r.log.Info("route learned", "route", key.String(), "iif", in.name, "template", tmpl.key.String())
 		return
 	}
+	if in.register && !r.registerAcceptedFor(key) {
+		// Decapsulated before the Register could be checked: wait for it.
+		r.counters.inc("register_upcall_unchecked")
+		return
+	}
 	if in.connected(u.Source) || in.register || r.tree.HasGroup(u.Group) {
 		// A local source, or a group with PIM state: forward to wherever members and
 		// joins want it. The entry is installed even with nowhere to go yet, so the

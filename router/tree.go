@@ -269,7 +269,7 @@ func (r *Router) refreshGroup(group netip.Addr) {
 		iif, shared := r.routeIIF(key, rt)
 		oifs := r.routeOIFs(key, iif)
 		proto := protoIGMP
-		if shared || r.pimForwards(key) {
+		if shared || r.tree.Has(key) || r.pimForwards(key) {
 			proto = protoPIM
 		}
 		rt.protocol, rt.shared = proto, shared
@@ -284,6 +284,7 @@ func (r *Router) refreshGroup(group netip.Addr) {
 func (r *Router) forgetRoute(key sgKey) {
 	r.deleteRoute(key)
 	delete(r.registerers, key)
+	delete(r.sptPending, key)
 	now := time.Now()
 	r.treeActions(r.tree.SetKeepalive(now, key, false))
 	r.treeActions(r.tree.SetCouldRegister(now, key, netip.Addr{}, false))
@@ -301,7 +302,8 @@ func (r *Router) updateSourceState(key sgKey, rt *route, now time.Time) {
 	rp, asm := r.rpOf(key.Group)
 	rpIsSelf := asm && r.isOwn(rp)
 	lastHop := r.cfg.PIM.SPTSwitchover == "immediate" && r.tree.HasLocal(sgKey{Group: key.Group})
-	keepalive := rt.learned && (connected || rpIsSelf || lastHop || r.tree.SPTBit(key))
+	// A source on our own subnet needs the keepalive only to register it.
+	keepalive := rt.learned && ((connected && asm && !rpIsSelf) || (!connected && rpIsSelf) || lastHop || r.tree.SPTBit(key))
 	r.treeActions(r.tree.SetKeepalive(now, key, keepalive))
 
 	src := r.ifaces[s.Interface]

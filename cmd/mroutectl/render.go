@@ -133,6 +133,13 @@ func renderPIMJoins(w io.Writer, m api.PIMJoins) error {
 		if j.Register != "" {
 			flags = append(flags, "register:"+j.Register)
 		}
+		for _, a := range j.Asserts {
+			if a.WeWin {
+				flags = append(flags, "assert-winner:"+a.Interface)
+			} else {
+				flags = append(flags, "assert-loser:"+a.Interface+"("+a.Winner+")")
+			}
+		}
 		var down []string
 		for _, d := range j.Downstream {
 			s := d.Interface + ":" + d.State

@@ -176,6 +176,7 @@ type PIMJoin struct {
 	Register         string          `json:"register"`  // first-hop DR: "join", "join-pending", "prune"; "" otherwise
 	Downstream       []PIMDownstream `json:"downstream"`
 	Local            []string        `json:"local"` // interfaces with IGMP members, as DR
+	Asserts          []PIMAssert     `json:"asserts"`
 	UptimeS          int64           `json:"uptime_s"`
 }
 
@@ -184,6 +185,14 @@ type PIMDownstream struct {
 	Interface string `json:"interface"`
 	State     string `json:"state"` // "join", "prune-pending", "prune"
 	RPT       bool   `json:"rpt"`   // an (S,G,rpt) prune: the source is pruned off the shared tree there
+	ExpiresS  int64  `json:"expires_s"`
+}
+
+// PIMAssert is the assert state of an (S,G) on one interface.
+type PIMAssert struct {
+	Interface string `json:"interface"`
+	Winner    string `json:"winner"`
+	WeWin     bool   `json:"we_win"`
 	ExpiresS  int64  `json:"expires_s"`
 }
 

@@ -368,8 +368,12 @@ func TestPIMSourceRegisterRefused(t *testing.T) {
 	if rep := r.report(t, 0); rep.Received != 0 {
 		t.Errorf("rcv got %d packets (seq %d to %d) of a source whose registers the RP refused", rep.Received, rep.FirstSeq, rep.LastSeq)
 	}
-	if on, detail := forwardsTo(t, l, "r2", group, "eth2"); on {
-		t.Errorf("r2 forwards a refused source toward r3: %s", detail)
+	// The (*,G) still goes to r3 (rcv asked for the group); the refused source must not.
+	if rt, ok := findRoute(routes(t, l, "r2"), chainSource, group); ok && slices.Contains(rt.OIFs, "eth2") {
+		t.Errorf("r2 forwards a refused source toward r3: %+v", rt)
+	}
+	if e, ok := findMFC(mfc(t, l, "r2"), chainSource, group); ok && slices.Contains(e.OIFs, "eth2") {
+		t.Errorf("r2's kernel forwards a refused source toward r3: %+v", e)
 	}
 	checkDaemonsUp(t, l, "r1", "r2", "r3")
 
