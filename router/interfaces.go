@@ -118,7 +118,7 @@ func (r *Router) forwardNetlink(ctx context.Context, links <-chan netlink.LinkUp
 			}
 			// Only unicast routes of the main table steer RPF; the MFC's own and the
 			// local table's churn are not worth a wakeup.
-			if u.Table == unix.RT_TABLE_MAIN && u.Type == unix.RTN_UNICAST {
+			if u.Route.Table == unix.RT_TABLE_MAIN && u.Route.Type == unix.RTN_UNICAST {
 				dst := netip.PrefixFrom(netip.IPv4Unspecified(), 0) // the default route
 				if u.Dst != nil {
 					if p, ok := toPrefix(*u.Dst); ok {
@@ -162,6 +162,7 @@ func (r *Router) handleNetlink(ev netlinkEvent) {
 		// RPs that trees are built towards.
 		for addr := range r.rpfCache {
 			if ev.route.Contains(addr) {
+				r.log.Debug("route change", "prefix", ev.route.String(), "covers", addr)
 				r.rpfStale = true
 				return
 			}

@@ -421,6 +421,40 @@ func TestPIMTreeRPFMove(t *testing.T) {
 	}
 }
 
+// TestPIMTreeRouteChange: with every link up, a change of r4's unicast route alone
+// (the preferred route deleted, then put back) moves its join to r3 and back again,
+// each within a second, and the old path stops carrying the stream.
+func TestPIMTreeRouteChange(t *testing.T) {
+	l := deploy(t, topology(t, "pim-diamond", map[string]string{
+		"r1": treeConfig(diamondRP), "r2": treeConfig(diamondRP), "r3": treeConfig(diamondRP), "r4": treeConfig(diamondRP),
+	}))
+	dumpOnFailure(t, l)
+	const group = "232.1.1.2"
+	waitNeighbors(t, l, 10*time.Second, "r4", "10.0.24.2", "10.0.34.3")
+	r := startReceiver(t, l, "rcv", recvArgs(group, "-source", diamondSrc)...)
+	startSender(t, l, "src", streamArgs(group, 1000)...)
+	waitMFCPath(t, l, 2*time.Second, "r4", diamondSrc, group, "eth1", "eth3")
+
+	preferred := []string{"10.0.1.0/24", "via", "10.0.24.2", "metric", "10"}
+	mustExec(t, l, "r4", append([]string{"ip", "route", "del"}, preferred...)...)
+	waitMFCPath(t, l, time.Second, "r4", diamondSrc, group, "eth2", "eth3")
+	waitMFCPath(t, l, time.Second, "r1", diamondSrc, group, "eth1", "eth3")
+	rx := rxPackets(t, l, "rcv", "eth1")
+	waitRxRise(t, l, time.Second, "rcv", "eth1", rx, 300)
+
+	mustExec(t, l, "r4", append([]string{"ip", "route", "add"}, preferred...)...)
+	waitMFCPath(t, l, time.Second, "r4", diamondSrc, group, "eth1", "eth3")
+	waitMFCPath(t, l, time.Second, "r1", diamondSrc, group, "eth1", "eth2")
+	rx = rxPackets(t, l, "rcv", "eth1")
+	waitRxRise(t, l, time.Second, "rcv", "eth1", rx, 300)
+
+	rep := r.report(t, 0)
+	t.Logf("rcv: %d packets over two moves, largest gap %.1f ms, %d lost, %d duplicates", rep.Unique, rep.MaxGapMs, rep.Lost, rep.Duplicates)
+	if rep.MaxGapMs >= 1000 || rep.Duplicates != 0 {
+		t.Errorf("largest gap %.0f ms and %d duplicates across the moves; want < 1 s and none", rep.MaxGapMs, rep.Duplicates)
+	}
+}
+
 // TestPIMTreePrune: when the last member behind r3 leaves, r3 prunes itself off the
 // tree: the RP stops forwarding toward r3 within moments, and r3's upstream link goes
 // quiet while the source keeps sending.
