@@ -47,6 +47,9 @@ type TreeConfig struct {
 	// RPF looks up the reverse path to a source or an RP.
 	RPF    func(addr netip.Addr) RPF
 	Random func() float64 // in [0,1), spreads suppression and override timers; nil picks 0
+	// DeferSends holds Join/Prunes back until Flush, so that an owner under a burst
+	// of events (a thousand IGMP reports) sends them in a few packets, not one each.
+	DeferSends bool
 }
 
 // Link is what the Tree needs to know of one PIM interface.
@@ -704,6 +707,8 @@ func (t *Tree) updateRPTPrune(e *entry) {
 func (t *Tree) begin() {
 	if t.outbox == nil {
 		t.outbox = make(map[upstreamKey]*JoinPrune)
+	}
+	if t.changed == nil {
 		t.changed = make(map[netip.Addr]bool)
 	}
 }
@@ -713,6 +718,37 @@ func (t *Tree) begin() {
 func (t *Tree) finish() []Action {
 	t.begin()
 	acts := t.acts
+	if !t.cfg.DeferSends {
+		acts = append(acts, t.sends()...)
+	}
+	groups := make([]netip.Addr, 0, len(t.changed))
+	for g := range t.changed {
+		groups = append(groups, g)
+	}
+	slices.SortFunc(groups, netip.Addr.Compare)
+	for _, g := range groups {
+		acts = append(acts, TreeChanged{Group: g})
+	}
+	t.acts, t.changed = nil, nil
+	if !t.cfg.DeferSends {
+		t.outbox = nil
+	}
+	return acts
+}
+
+// Flush returns the Join/Prunes held back under DeferSends.
+func (t *Tree) Flush() []Action {
+	acts := t.sends()
+	t.outbox = nil
+	return acts
+}
+
+// Pending reports whether Flush has anything to send.
+func (t *Tree) Pending() bool { return len(t.outbox) > 0 }
+
+// sends turns the outbox into messages, split to fit a packet, in a stable order.
+func (t *Tree) sends() []Action {
+	var acts []Action
 	keys := make([]upstreamKey, 0, len(t.outbox))
 	for k := range t.outbox {
 		keys = append(keys, k)
@@ -731,15 +767,6 @@ func (t *Tree) finish() []Action {
 			acts = append(acts, SendJoinPrune{Interface: k.iface, Message: m})
 		}
 	}
-	groups := make([]netip.Addr, 0, len(t.changed))
-	for g := range t.changed {
-		groups = append(groups, g)
-	}
-	slices.SortFunc(groups, netip.Addr.Compare)
-	for _, g := range groups {
-		acts = append(acts, TreeChanged{Group: g})
-	}
-	t.acts, t.outbox, t.changed = nil, nil, nil
 	return acts
 }
 

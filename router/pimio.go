@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
 // allPIMRouters is where hellos and join/prunes go (RFC 7761 4.9).
@@ -23,6 +24,7 @@ func openPIM() (*pimIO, error) {
 	}
 	pc := ipv4.NewPacketConn(c)
 	setup := []error{
+		setReceiveBuffer(c.(*net.IPConn), pimReceiveBuffer),
 		pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst, true),
 		pc.SetMulticastTTL(1),
 		pc.SetMulticastLoopback(false),
@@ -35,6 +37,30 @@ func openPIM() (*pimIO, error) {
 		}
 	}
 	return &pimIO{conn: pc}, nil
+}
+
+// pimReceiveBuffer holds a burst of a few thousand Join/Prunes, as a router with many
+// downstream neighbours gets when they all start at once.
+const pimReceiveBuffer = 4 << 20
+
+// setReceiveBuffer sets SO_RCVBUFFORCE, past net.core.rmem_max, as CAP_NET_ADMIN
+// allows; without it, SO_RCVBUF up to that limit.
+func setReceiveBuffer(c *net.IPConn, size int) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var opErr error
+	err = raw.Control(func(fd uintptr) {
+		opErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size)
+		if opErr != nil {
+			opErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, size)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return opErr
 }
 
 func (p *pimIO) Close() error { return p.conn.Close() }

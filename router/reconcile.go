@@ -1,7 +1,10 @@
 package router
 
 import (
+	"errors"
 	"slices"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mrouterd/mrouterd/mroute"
 )
@@ -14,35 +17,80 @@ type desiredEntry struct {
 	oifIndex []int
 }
 
-// desired computes the MFC entries the routes call for. A route whose incoming
-// interface has no VIF cannot be installed; outgoing interfaces without a VIF are left
-// out until they get one.
+// desired computes the MFC entries the routes call for.
 func (r *Router) desired() map[sgKey]desiredEntry {
 	out := make(map[sgKey]desiredEntry, len(r.routes))
 	for key, rt := range r.routes {
-		if !rt.installable() {
-			continue
+		if e, ok := r.desiredEntry(rt); ok {
+			out[key] = e
 		}
-		in := r.ifaces[rt.iif]
-		if in == nil || !in.hasVIF() {
-			continue
-		}
-		e := desiredEntry{
-			mfc:      mroute.MFC{Source: key.Source, Group: key.Group, IIF: uint16(in.vif)},
-			iifIndex: in.index,
-		}
-		for _, name := range rt.oifs {
-			out := r.ifaces[name]
-			if out == nil || !out.hasVIF() || out == in {
-				continue
-			}
-			e.mfc.OIFs = append(e.mfc.OIFs, uint16(out.vif))
-			e.oifIndex = append(e.oifIndex, out.index)
-		}
-		slices.Sort(e.oifIndex)
-		out[key] = e
 	}
 	return out
+}
+
+// desiredEntry is the MFC entry a route calls for. A route whose incoming interface
+// has no VIF cannot be installed; outgoing interfaces without a VIF are left out
+// until they get one.
+func (r *Router) desiredEntry(rt *route) (desiredEntry, bool) {
+	if rt == nil || !rt.installable() {
+		return desiredEntry{}, false
+	}
+	in := r.ifaces[rt.iif]
+	if in == nil || !in.hasVIF() {
+		return desiredEntry{}, false
+	}
+	e := desiredEntry{
+		mfc:      mroute.MFC{Source: rt.key.Source, Group: rt.key.Group, IIF: uint16(in.vif)},
+		iifIndex: in.index,
+	}
+	for _, name := range rt.oifs {
+		out := r.ifaces[name]
+		if out == nil || !out.hasVIF() || out == in {
+			continue
+		}
+		e.mfc.OIFs = append(e.mfc.OIFs, uint16(out.vif))
+		e.oifIndex = append(e.oifIndex, out.index)
+	}
+	slices.Sort(e.oifIndex)
+	return e, true
+}
+
+// same reports whether the kernel holds the entry as desired.
+func (d desiredEntry) same(iifIndex int, oifIndex []int) bool {
+	return d.iifIndex == iifIndex && slices.Equal(d.oifIndex, oifIndex)
+}
+
+// reconcileKeys applies the routes that changed since the last reconcile, against
+// what the router itself last installed: one system call per changed entry and no
+// dump, so a burst of a thousand new routes costs a thousand calls, not a thousand
+// dumps. The full reconcile, from a dump, catches anything else.
+func (r *Router) reconcileKeys() {
+	for key := range r.dirtyKeys {
+		delete(r.dirtyKeys, key)
+		want, ok := r.desiredEntry(r.routes[key])
+		have, had := r.installed[key]
+		switch {
+		case ok && had && want.same(have.iifIndex, have.oifIndex):
+		case ok:
+			if err := r.mrt.AddMFC(want.mfc); err != nil {
+				r.counters.inc("mfc_errors")
+				r.log.Error("install MFC entry", "route", key.String(), "err", err)
+				r.reconcileWanted = true
+				continue
+			}
+			r.counters.inc("mfc_added")
+			r.installed[key] = want
+		case had:
+			if err := r.mrt.DelMFC(key.Source, key.Group); err != nil && !errors.Is(err, unix.ENOENT) {
+				r.counters.inc("mfc_errors")
+				r.log.Error("remove MFC entry", "route", key.String(), "err", err)
+				r.reconcileWanted = true
+				continue
+			}
+			r.counters.inc("mfc_deleted")
+			delete(r.installed, key)
+		}
+	}
 }
 
 // refreshKernel reads the kernel's MFC for this table.
@@ -72,11 +120,14 @@ func (r *Router) reconcile(why string) {
 		r.reconcileWanted = true // try again on the next event or tick
 		return
 	}
+	clear(r.dirtyKeys)
+	clear(r.installed)
 	drift := why == "periodic"
 	want := r.desired()
 	for key, d := range want {
 		k, ok := r.kernelByKey[key]
-		if ok && k.IIF == d.iifIndex && slices.Equal(k.OIFs, d.oifIndex) {
+		if ok && d.same(k.IIF, k.OIFs) {
+			r.installed[key] = d
 			continue
 		}
 		if drift {
@@ -89,6 +140,7 @@ func (r *Router) reconcile(why string) {
 			continue
 		}
 		r.counters.inc("mfc_added")
+		r.installed[key] = d
 	}
 	for key := range r.kernelByKey {
 		if _, ok := want[key]; ok {

@@ -53,6 +53,7 @@ type Router struct {
 	rpfStale bool
 	// dirtyGroups are groups whose routes must be recomputed before the next reconcile.
 	dirtyGroups map[netip.Addr]bool
+	joinsHeld   time.Time            // since when the Tree holds Join/Prunes back; zero when it holds none
 	regVIF      int                  // the register VIF, -1 when there is none
 	registerers map[sgKey]netip.Addr // on an RP: the first-hop DR registering each source
 	sptPending  map[sgKey]time.Time  // on an RP: sources waiting to switch to their own tree, until then
@@ -61,6 +62,10 @@ type Router struct {
 	mrtReader, pimReader readerStats
 	// kernelByKey is the last MFC dump, used for counters and idle detection.
 	kernelByKey map[sgKey]mroute.KernelEntry
+	// installed is what the router last put in the MFC, per entry, and dirtyKeys the
+	// routes changed since: together they let a change skip the dump.
+	installed map[sgKey]desiredEntry
+	dirtyKeys map[sgKey]bool
 
 	// calls carries work from other goroutines into the loop.
 	calls       chan func()
@@ -135,6 +140,8 @@ func New(opts Options) (*Router, error) {
 		routes:      make(map[sgKey]*route),
 		counters:    make(counters),
 		kernelByKey: make(map[sgKey]mroute.KernelEntry),
+		installed:   make(map[sgKey]desiredEntry),
+		dirtyKeys:   make(map[sgKey]bool),
 		calls:       make(chan func()),
 		upcalls:     make(chan mroute.Upcall, 1024),
 		netlink:     make(chan netlinkEvent, 256),
@@ -195,6 +202,19 @@ func (r *Router) loop(ctx context.Context) error {
 		r.refreshDirty()
 		if r.reconcileWanted {
 			r.reconcile("change")
+		} else if len(r.dirtyKeys) > 0 {
+			r.reconcileKeys()
+		}
+		// Join/Prunes wait while more events are queued, so a burst of membership
+		// changes leaves in a few full packets; with nothing queued they go at once.
+		if r.tree.Pending() {
+			if r.joinsHeld.IsZero() {
+				r.joinsHeld = time.Now()
+			}
+			if r.queued() == 0 || time.Since(r.joinsHeld) >= maxJoinHold {
+				r.joinsHeld = time.Time{}
+				r.treeActions(r.tree.Flush())
+			}
 		}
 		// One timer serves every protocol state machine: it is set to the earliest
 		// deadline of any of them.
@@ -226,6 +246,14 @@ func (r *Router) loop(ctx context.Context) error {
 			sweep.Reset(r.sweepInterval())
 		}
 	}
+}
+
+// maxJoinHold bounds how long Join/Prunes wait for a burst of events to end.
+const maxJoinHold = 20 * time.Millisecond
+
+// queued counts the events waiting for the loop.
+func (r *Router) queued() int {
+	return len(r.upcalls) + len(r.igmpPackets) + len(r.pimPackets) + len(r.netlink)
 }
 
 // sweepInterval is how often learned entries are checked for traffic: often enough

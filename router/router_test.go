@@ -32,6 +32,8 @@ func newTestRouter(t *testing.T, cfgText string) *Router {
 		rps:         rpSet(cfg),
 		counters:    make(counters),
 		kernelByKey: make(map[sgKey]mroute.KernelEntry),
+		installed:   make(map[sgKey]desiredEntry),
+		dirtyKeys:   make(map[sgKey]bool),
 		rpfCache:    make(map[netip.Addr]pim.RPF),
 		dirtyGroups: make(map[netip.Addr]bool),
 		regVIF:      -1,

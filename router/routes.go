@@ -49,7 +49,7 @@ func (r *Router) addRoute(rt *route) {
 		r.byGroup[rt.key.Group] = set
 	}
 	set[rt.key] = rt
-	r.reconcileWanted = true
+	r.dirtyKeys[rt.key] = true
 }
 
 func (r *Router) deleteRoute(key sgKey) {
@@ -60,7 +60,7 @@ func (r *Router) deleteRoute(key sgKey) {
 			delete(r.byGroup, key.Group)
 		}
 	}
-	r.reconcileWanted = true
+	r.dirtyKeys[key] = true
 }
 
 // setStaticRoutes makes the configured routes the static ones. Routes whose definition

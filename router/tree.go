@@ -24,6 +24,7 @@ func (r *Router) treeConfig() pim.TreeConfig {
 		RP:                r.rpOf,
 		RPF:               r.rpf,
 		Random:            rand.Float64,
+		DeferSends:        true,
 	}
 }
 
@@ -269,13 +270,13 @@ func (r *Router) refreshGroup(group netip.Addr) {
 		iif, shared := r.routeIIF(key, rt)
 		oifs := r.routeOIFs(key, iif)
 		proto := protoIGMP
-		if shared || r.tree.Has(key) || r.pimForwards(key) {
+		if shared || r.tree.Keepalive(key) || r.pimForwards(key) {
 			proto = protoPIM
 		}
 		rt.protocol, rt.shared = proto, shared
 		if iif != rt.iif || !slices.Equal(oifs, rt.oifs) {
 			rt.iif, rt.oifs = iif, oifs
-			r.reconcileWanted = true
+			r.dirtyKeys[key] = true
 		}
 	}
 }
@@ -301,7 +302,9 @@ func (r *Router) updateSourceState(key sgKey, rt *route, now time.Time) {
 	connected := s.Interface != "" && !s.Neighbor.IsValid()
 	rp, asm := r.rpOf(key.Group)
 	rpIsSelf := asm && r.isOwn(rp)
-	lastHop := r.cfg.PIM.SPTSwitchover == "immediate" && r.tree.HasLocal(sgKey{Group: key.Group})
+	// A last hop with any-source members switches to the source's tree, unless the
+	// source is next door anyway.
+	lastHop := asm && !connected && r.cfg.PIM.SPTSwitchover == "immediate" && r.tree.HasLocal(sgKey{Group: key.Group})
 	// A source on our own subnet needs the keepalive only to register it.
 	keepalive := rt.learned && ((connected && asm && !rpIsSelf) || (!connected && rpIsSelf) || lastHop || r.tree.SPTBit(key))
 	r.treeActions(r.tree.SetKeepalive(now, key, keepalive))
