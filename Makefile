@@ -29,7 +29,7 @@ lint:
 # Brings up test/topologies/static.clab.yml on network namespaces, shows multicast
 # flowing and the routing table of each router, then tears it all down.
 lab: build
-	PATH=$(BIN):$$PATH test/lab-demo.sh test/topologies/static.clab.yml
+	PATH=$(BIN):$$PATH test/lab-demo.sh test/topologies/pim-chain.clab.yml
 
 # Figures, not pass/fail: MFC programming against bare syscalls, and IGMP and PIM-SM
 # latency and scale against FRR and troglobit's pimd (test/peers/install.sh installs them).

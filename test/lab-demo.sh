@@ -33,10 +33,13 @@ for r in $receivers; do
 	[ -e "$work/$r.ready" ] || { echo "receiver $r did not join" >&2; exit 1; }
 done
 
+stream=0
 for s in $senders; do
 	echo "$s sends 300 packets to $group:$port at 100 per second"
+	# Each sender numbers its own stream, so receivers count them apart.
 	lab exec -prefix "$prefix" "$s" mcast send -group "$group" -port "$port" -ifname eth1 \
-		-ttl 16 -rate 100 -count 300 >/dev/null
+		-ttl 16 -rate 100 -count 300 -stream "$stream" >/dev/null
+	stream=$((stream + 1))
 done
 
 for r in $routers; do
