@@ -55,10 +55,7 @@ type assertState struct {
 // another router forwards onto the same link, so we assert our metric there.
 func (t *Tree) AssertData(now time.Time, key Key, iface string, ours AssertMetric) []Action {
 	t.begin()
-	e := t.entries[key]
-	if e == nil {
-		e = t.newEntry(now, key)
-	}
+	e := t.entry(now, key)
 	if a := e.asserts[iface]; a == nil {
 		t.assertWin(now, e, iface, ours)
 	}
@@ -79,9 +76,7 @@ func (t *Tree) ReceiveAssert(now time.Time, key Key, iface string, theirs, ours 
 	switch {
 	case ours.Better(theirs) && (forwarding || a != nil && a.winner):
 		// An inferior assert: answer it, and forward on (or start to win).
-		if e == nil {
-			e = t.newEntry(now, key)
-		}
+		e = t.entry(now, key)
 		t.assertWin(now, e, iface, ours)
 	case ours.Better(theirs):
 		if a != nil && !a.winner && a.theirs.Address == theirs.Address {
@@ -90,9 +85,7 @@ func (t *Tree) ReceiveAssert(now time.Time, key Key, iface string, theirs, ours 
 			t.changed[key.Group] = true
 		}
 	case forwarding || a != nil:
-		if e == nil {
-			e = t.newEntry(now, key)
-		}
+		e = t.entry(now, key)
 		if a == nil || a.winner {
 			t.changed[key.Group] = true
 		}

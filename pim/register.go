@@ -40,10 +40,10 @@ func (SendNullRegister) isAction() {}
 func (t *Tree) SetCouldRegister(now time.Time, key Key, rp netip.Addr, on bool) []Action {
 	t.begin()
 	e := t.entries[key]
+	if on {
+		e = t.entry(now, key)
+	}
 	switch {
-	case on && e == nil:
-		e = t.newEntry(now, key)
-		fallthrough
 	case on && (e.register == regNoInfo || e.regRP != rp):
 		e.register, e.regRP, e.regStop = regJoin, rp, time.Time{}
 		t.changed[key.Group] = true
@@ -117,29 +117,24 @@ func (t *Tree) RegisterRP(key Key) (netip.Addr, bool) {
 // keepalive timer from the kernel's counters). While it is, an RP or a last-hop
 // router joins towards the source wherever the shared tree wants it.
 func (t *Tree) SetKeepalive(now time.Time, key Key, on bool) []Action {
-	t.begin()
-	e := t.entries[key]
-	if on && e == nil {
-		e = t.newEntry(now, key)
-	}
-	if e != nil && e.keepalive != on {
-		e.keepalive = on
-		t.changed[key.Group] = true
-		t.update(now, e)
-	}
-	return t.finish()
+	return t.setSourceFlag(now, key, on, func(e *entry) *bool { return &e.keepalive })
 }
 
 // SetSPTBit records that the source's traffic now arrives along its own tree; on
 // a router whose shared tree comes another way, that prunes the source off it.
 func (t *Tree) SetSPTBit(now time.Time, key Key, on bool) []Action {
+	return t.setSourceFlag(now, key, on, func(e *entry) *bool { return &e.sptBit })
+}
+
+// setSourceFlag sets one of an (S,G) entry's flags, making the entry to hold it.
+func (t *Tree) setSourceFlag(now time.Time, key Key, on bool, flag func(*entry) *bool) []Action {
 	t.begin()
 	e := t.entries[key]
-	if on && e == nil {
-		e = t.newEntry(now, key)
+	if on {
+		e = t.entry(now, key)
 	}
-	if e != nil && e.sptBit != on {
-		e.sptBit = on
+	if e != nil && *flag(e) != on {
+		*flag(e) = on
 		t.changed[key.Group] = true
 		t.update(now, e)
 	}

@@ -235,9 +235,7 @@ func (t *Tree) SetLocal(now time.Time, key Key, iface string, on bool) []Action 
 	t.begin()
 	e := t.entries[key]
 	if on {
-		if e == nil {
-			e = t.newEntry(now, key)
-		}
+		e = t.entry(now, key)
 		if !e.local[iface] {
 			e.local[iface] = true
 			t.changed[key.Group] = true
@@ -348,10 +346,7 @@ func (t *Tree) rpMatches(group, rp netip.Addr) bool {
 }
 
 func (t *Tree) downstreamJoin(now time.Time, key Key, iface string, until time.Time) {
-	e := t.entries[key]
-	if e == nil {
-		e = t.newEntry(now, key)
-	}
+	e := t.entry(now, key)
 	d := e.joins[iface]
 	if d == nil {
 		d = &downstream{}
@@ -404,10 +399,7 @@ func (t *Tree) rptJoin(now time.Time, key Key, iface string) {
 }
 
 func (t *Tree) rptPrune(now time.Time, key Key, iface string, link Link, until time.Time) {
-	e := t.entries[key]
-	if e == nil {
-		e = t.newEntry(now, key)
-	}
+	e := t.entry(now, key)
 	d := e.rptPrunes[iface]
 	if d == nil {
 		d = &downstream{}
@@ -527,29 +519,27 @@ func (t *Tree) joinDesired(e *entry, iif string) bool {
 	if wc == nil {
 		return false
 	}
-	for name, d := range wc.joins {
-		if name != iif && d.state != NoInfo && !t.RPTPruned(e.key, name) && !e.lostAssert(name) {
-			return true
-		}
-	}
-	for name := range wc.local {
-		if name != iif && !e.lostAssert(name) {
-			return true
-		}
-	}
-	return false
+	return wantedBeyond(wc.joins, wc.local, iif, func(name string) bool {
+		return t.RPTPruned(e.key, name) || e.lostAssert(name)
+	})
 }
 
 // immediate reports whether the entry's own state forwards anywhere but iif and
 // the links where another router won the assert.
 func (e *entry) immediate(iif string) bool {
-	for name, d := range e.joins {
-		if name != iif && d.state != NoInfo && !e.lostAssert(name) {
+	return wantedBeyond(e.joins, e.local, iif, e.lostAssert)
+}
+
+// wantedBeyond reports whether downstream joins or local receivers want traffic
+// on an interface other than iif and those skip rules out.
+func wantedBeyond(joins map[string]*downstream, local map[string]bool, iif string, skip func(string) bool) bool {
+	for name, d := range joins {
+		if name != iif && d.state != NoInfo && !skip(name) {
 			return true
 		}
 	}
-	for name := range e.local {
-		if name != iif && !e.lostAssert(name) {
+	for name := range local {
+		if name != iif && !skip(name) {
 			return true
 		}
 	}
@@ -587,6 +577,14 @@ func (t *Tree) update(now time.Time, e *entry) {
 		return
 	}
 	t.schedule(e)
+}
+
+// entry returns the key's entry, made if missing.
+func (t *Tree) entry(now time.Time, key Key) *entry {
+	if e := t.entries[key]; e != nil {
+		return e
+	}
+	return t.newEntry(now, key)
 }
 
 func (t *Tree) newEntry(now time.Time, key Key) *entry {

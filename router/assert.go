@@ -84,22 +84,3 @@ func (r *Router) forwardsTo(key sgKey, iif, name string) bool {
 	}
 	return false
 }
-
-// sendAssert puts an Assert on the wire.
-func (r *Router) sendAssert(a pim.SendAssert) {
-	ifc := r.ifaces[a.Interface]
-	if ifc == nil || ifc.pim == nil {
-		r.counters.inc("pim_send_errors")
-		return
-	}
-	msg, err := a.Assert.Marshal()
-	if err == nil {
-		err = r.pimIO.send(ifc.index, ifc.pimSelf, msg)
-	}
-	if err != nil {
-		r.counters.inc("pim_send_errors")
-		r.log.Warn("send PIM assert", "interface", ifc.name, "err", err)
-		return
-	}
-	r.counters.inc("asserts_sent")
-}

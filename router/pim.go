@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/netip"
 	"time"
 
 	"github.com/mrouterd/mrouterd/conf"
@@ -113,16 +114,7 @@ func (r *Router) pimActions(ifc *iface, actions []pim.Action) {
 	for _, a := range actions {
 		switch a := a.(type) {
 		case pim.SendHello:
-			msg, err := a.Hello.Marshal()
-			if err == nil {
-				err = r.pimIO.send(ifc.index, ifc.pimSelf, msg)
-			}
-			if err != nil {
-				r.counters.inc("pim_send_errors")
-				r.log.Warn("send PIM hello", "interface", ifc.name, "err", err)
-				continue
-			}
-			r.counters.inc("pim_hellos_sent")
+			r.sendPIM(ifc.name, netip.Addr{}, &a.Hello, "pim_hellos_sent")
 		case pim.NeighborUp:
 			r.counters.inc("pim_neighbors_up")
 			r.log.Info("PIM neighbor up", "interface", ifc.name, "neighbor", a.Address)
@@ -153,4 +145,30 @@ func (r *Router) neighborsChanged(ifc *iface) {
 		r.syncLink(ifc)
 	}
 	r.rpfStale = true
+}
+
+// pimMessage is any PIM message the router sends.
+type pimMessage interface{ Marshal() ([]byte, error) }
+
+// sendPIM sends a PIM message and counts it under what: to ALL-PIM-ROUTERS out of
+// the PIM interface named on, or, when on is empty, unicast to dst (Registers,
+// Register-Stops).
+func (r *Router) sendPIM(on string, dst netip.Addr, m pimMessage, what string) {
+	msg, err := m.Marshal()
+	switch {
+	case err != nil:
+	case on == "":
+		err = r.pimIO.sendTo(dst, msg)
+	case r.ifaces[on] == nil || r.ifaces[on].pim == nil:
+		err = errors.New("PIM is off there")
+	default:
+		ifc := r.ifaces[on]
+		err = r.pimIO.send(ifc.index, ifc.pimSelf, msg)
+	}
+	if err != nil {
+		r.counters.inc("pim_send_errors")
+		r.log.Warn("send PIM", "what", what, "interface", on, "to", dst, "err", err)
+		return
+	}
+	r.counters.inc(what)
 }

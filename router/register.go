@@ -91,7 +91,7 @@ func (r *Router) sendRegister(u mroute.Upcall) {
 	}
 	pkt := slices.Clone(u.Packet)
 	completeUDPChecksum(pkt)
-	r.sendPIMTo(rp, &pim.Register{Packet: pkt}, "registers_sent")
+	r.sendPIM("", rp, &pim.Register{Packet: pkt}, "registers_sent")
 }
 
 // sptSwitchWait bounds how long an RP waits for the register that lets it switch
@@ -106,7 +106,7 @@ func (r *Router) switchToSPT(key sgKey, now time.Time) {
 	r.log.Info("traffic on the source's tree", "route", key.String(), "iif", r.rpf(key.Source).Interface)
 	r.treeActions(r.tree.SetSPTBit(now, key, true))
 	if dr, ok := r.registerers[key]; ok {
-		r.sendPIMTo(dr, &pim.RegisterStop{Group: netip.PrefixFrom(key.Group, 32), Source: key.Source}, "register_stops_sent")
+		r.sendPIM("", dr, &pim.RegisterStop{Group: netip.PrefixFrom(key.Group, 32), Source: key.Source}, "register_stops_sent")
 		r.counters.inc("register_stop_spt")
 	}
 }
@@ -118,20 +118,6 @@ func (r *Router) expireSPTPending(now time.Time) {
 			r.switchToSPT(key, now)
 		}
 	}
-}
-
-// sendPIMTo unicasts a PIM message and counts it under what.
-func (r *Router) sendPIMTo(dst netip.Addr, m interface{ Marshal() ([]byte, error) }, what string) {
-	msg, err := m.Marshal()
-	if err == nil {
-		err = r.pimIO.sendTo(dst, msg)
-	}
-	if err != nil {
-		r.counters.inc("pim_send_errors")
-		r.log.Warn("send PIM", "to", dst, "what", what, "err", err)
-		return
-	}
-	r.counters.inc(what)
 }
 
 // completeUDPChecksum fills in the UDP checksum of an unfragmented IPv4 packet. A
@@ -189,7 +175,7 @@ func (r *Router) handleRegister(now time.Time, from netip.Addr, m *pim.Register)
 	}
 	stop := func(why string) {
 		r.counters.inc("register_stop_" + why)
-		r.sendPIMTo(from, &pim.RegisterStop{Group: netip.PrefixFrom(key.Group, 32), Source: key.Source}, "register_stops_sent")
+		r.sendPIM("", from, &pim.RegisterStop{Group: netip.PrefixFrom(key.Group, 32), Source: key.Source}, "register_stops_sent")
 	}
 	rp, ok := r.rpOf(key.Group)
 	if !ok || !r.isOwn(rp) {

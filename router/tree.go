@@ -122,29 +122,15 @@ func (r *Router) treeActions(actions []pim.Action) {
 	for _, a := range actions {
 		switch a := a.(type) {
 		case pim.SendJoinPrune:
-			ifc := r.ifaces[a.Interface]
-			if ifc == nil || ifc.pim == nil {
-				r.counters.inc("pim_send_errors")
-				continue
-			}
-			msg, err := a.Message.Marshal()
-			if err == nil {
-				err = r.pimIO.send(ifc.index, ifc.pimSelf, msg)
-			}
-			if err != nil {
-				r.counters.inc("pim_send_errors")
-				r.log.Warn("send PIM join/prune", "interface", ifc.name, "err", err)
-				continue
-			}
-			r.counters.inc("pim_joinprunes_sent")
+			r.sendPIM(a.Interface, netip.Addr{}, a.Message, "pim_joinprunes_sent")
 		case pim.TreeChanged:
 			r.dirtyGroups[a.Group] = true
 		case pim.JoinPruneIgnored:
 			r.counters.inc("pim_joinprune_ignored_" + a.Reason)
 		case pim.SendAssert:
-			r.sendAssert(a)
+			r.sendPIM(a.Interface, netip.Addr{}, &a.Assert, "asserts_sent")
 		case pim.SendNullRegister:
-			r.sendPIMTo(a.RP, nullRegister(a.Key), "null_registers_sent")
+			r.sendPIM("", a.RP, nullRegister(a.Key), "null_registers_sent")
 		}
 	}
 }

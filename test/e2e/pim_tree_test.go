@@ -358,14 +358,20 @@ func TestPIMTreeSSMNoRP(t *testing.T) {
 	}
 }
 
+// diamond deploys the diamond with mrouterd on all four routers.
+func diamond(t *testing.T) *lab.Lab {
+	t.Helper()
+	return deploy(t, topology(t, "pim-diamond", map[string]string{
+		"r1": treeConfig(diamondRP), "r2": treeConfig(diamondRP), "r3": treeConfig(diamondRP), "r4": treeConfig(diamondRP),
+	}))
+}
+
 // TestPIMTreeRPFMove: in the diamond, r4 reaches the source through r2; when r4's
 // link to r2 goes down its unicast route moves to r3, and so does its join: the
 // stream resumes through r3 within a second, without duplicates, and the old path
 // r1 -> r2 stops carrying it.
 func TestPIMTreeRPFMove(t *testing.T) {
-	l := deploy(t, topology(t, "pim-diamond", map[string]string{
-		"r1": treeConfig(diamondRP), "r2": treeConfig(diamondRP), "r3": treeConfig(diamondRP), "r4": treeConfig(diamondRP),
-	}))
+	l := diamond(t)
 	dumpOnFailure(t, l)
 	const group = "232.1.1.1"
 	waitNeighbors(t, l, 10*time.Second, "r4", "10.0.24.2", "10.0.34.3")
@@ -425,9 +431,7 @@ func TestPIMTreeRPFMove(t *testing.T) {
 // (the preferred route deleted, then put back) moves its join to r3 and back again,
 // each within a second, and the old path stops carrying the stream.
 func TestPIMTreeRouteChange(t *testing.T) {
-	l := deploy(t, topology(t, "pim-diamond", map[string]string{
-		"r1": treeConfig(diamondRP), "r2": treeConfig(diamondRP), "r3": treeConfig(diamondRP), "r4": treeConfig(diamondRP),
-	}))
+	l := diamond(t)
 	dumpOnFailure(t, l)
 	const group = "232.1.1.2"
 	waitNeighbors(t, l, 10*time.Second, "r4", "10.0.24.2", "10.0.34.3")
