@@ -65,7 +65,9 @@ func (t *Tree) AssertData(now time.Time, key Key, iface string, ours AssertMetri
 
 // ReceiveAssert handles an (S,G) Assert heard on an interface. ours is our own
 // metric there, and forwarding whether the interface is in our outgoing list;
-// only then do we contend.
+// only then do we contend. Downstream, on the interface our joins leave by, we
+// track the winner instead: it is the one forwarding to us, so our joins go to it
+// (RFC 7761 4.6.1, AssertTrackingDesired; RPF').
 func (t *Tree) ReceiveAssert(now time.Time, key Key, iface string, theirs, ours AssertMetric, forwarding bool) []Action {
 	t.begin()
 	e := t.entries[key]
@@ -73,7 +75,12 @@ func (t *Tree) ReceiveAssert(now time.Time, key Key, iface string, theirs, ours 
 	if e != nil {
 		a = e.asserts[iface]
 	}
+	tracking := !forwarding && e != nil && e.joined && e.upstream.Interface == iface
 	switch {
+	case tracking:
+		if a == nil || a.theirs.Address == theirs.Address || theirs.Better(a.theirs) {
+			e.asserts[iface] = &assertState{theirs: theirs, timer: now.Add(AssertTime)}
+		}
 	case ours.Better(theirs) && (forwarding || a != nil && a.winner):
 		// An inferior assert: answer it, and forward on (or start to win).
 		e = t.entry(now, key)

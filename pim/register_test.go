@@ -125,6 +125,22 @@ func TestAssert(t *testing.T) {
 	}
 }
 
+func TestAssertWinnerBecomesTheUpstreamNeighbour(t *testing.T) {
+	f := newTreeFixture(t)
+	key := Key{Source: srcAddr, Group: ssmGroup}
+	expectSent(t, f.tree.SetLocal(f.now, key, "eth2", true), "eth1>10.0.12.2 +(10.0.1.2,232.1.1.1)")
+	// Two routers upstream on eth1; the other one wins the assert and forwards to
+	// us: our joins move to it.
+	winner := AssertMetric{Preference: 1, Address: netip.MustParseAddr("10.0.12.9")}
+	acts := f.tree.ReceiveAssert(f.now, key, "eth1", winner, AssertMetric{Address: selfUp}, false)
+	expectSent(t, acts, "eth1>10.0.12.2 -(10.0.1.2,232.1.1.1)", "eth1>10.0.12.9 +(10.0.1.2,232.1.1.1)")
+	// Our RPF neighbour's own assert, worse than the winner's, changes nothing.
+	loser := AssertMetric{Preference: 5, Address: upNbr}
+	expectSent(t, f.tree.ReceiveAssert(f.now, key, "eth1", loser, AssertMetric{Address: selfUp}, false))
+	// The winner's state times out: back to the unicast RPF neighbour.
+	expectSent(t, f.advance(AssertTime), "eth1>10.0.12.2 +(10.0.1.2,232.1.1.1)", "eth1>10.0.12.9 -(10.0.1.2,232.1.1.1)")
+}
+
 func TestAssertMetricOrder(t *testing.T) {
 	a := netip.MustParseAddr("10.0.0.1")
 	b := netip.MustParseAddr("10.0.0.2")

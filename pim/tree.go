@@ -502,6 +502,11 @@ func (t *Tree) upstreamTarget(key Key) (RPF, bool) {
 		addr = rp
 	}
 	rpf := t.cfg.RPF(addr)
+	// Another router won the assert on our upstream link: it forwards to us, so it
+	// is whom we join (RPF'(S,G)).
+	if e := t.entries[key]; e != nil && rpf.Interface != "" && e.lostAssert(rpf.Interface) {
+		rpf.Neighbor = e.asserts[rpf.Interface].theirs.Address
+	}
 	return rpf, rpf.Neighbor.IsValid() && rpf.Interface != ""
 }
 
