@@ -391,3 +391,32 @@ func TestPIMSourceRegisterRefused(t *testing.T) {
 	}
 	checkDaemonsUp(t, l, "r1", "r2", "r3")
 }
+
+// TestPIMSourceKeepaliveExpires: once a source goes quiet, its (S,G) state goes on
+// every router after the keepalive (router.idle-timeout, 2 s here): r1's register
+// state and route, r2's source-tree join, r3's route. The (*,G) stays while the
+// receiver is there.
+func TestPIMSourceKeepaliveExpires(t *testing.T) {
+	cfg := strings.Replace(treeConfig(chainRP), "[pim]\n", "[router]\nidle-timeout = \"2s\"\n[pim]\n", 1)
+	l := sourceChain(t, map[string]string{"r1": cfg, "r2": cfg, "r3": cfg})
+	const group, count = "239.1.1.3", 500
+	rep, _ := joinThenBurst(t, l, group, count, rpJoined(t, l, group))
+	checkWholeBurst(t, rep, count)
+	startReceiver(t, l, "rcv", recvArgs(group)...) // stays joined
+	stopped := time.Now()
+	for _, node := range []string{"r1", "r2", "r3"} {
+		lab.WaitFor(t, 5*time.Second, node+": the quiet source's state gone", func() (bool, string) {
+			var joins api.PIMJoins
+			ctl(t, l, node, &joins, "show", "pim", "joins")
+			_, hasRoute := sgRoute(t, l, node, chainSource, group)
+			for _, j := range joins.Joins {
+				if j.Source == chainSource {
+					return false, fmt.Sprintf("join state %+v", j)
+				}
+			}
+			return !hasRoute, fmt.Sprintf("route present: %v", hasRoute)
+		})
+	}
+	t.Logf("the source's state went from all three routers %v after its last packet", time.Since(stopped).Round(100*time.Millisecond))
+	waitPIMRoute(t, l, time.Second, "r3", "*", group, pimRoute{"eth1", []string{"eth2"}, "WC"})
+}
