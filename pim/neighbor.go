@@ -15,8 +15,9 @@ const (
 	HoldtimeForever = 0xffff
 
 	maxFiniteHoldtime = 0xfffe // seconds; one more would mean forever
-	// What we advertise in the LAN Prune Delay option: the RFC defaults, and no
-	// join suppression tracking since the join/prune machinery does not offer it.
+	// What we advertise in the LAN Prune Delay option: the RFC defaults, and the T
+	// bit clear: we suppress our joins when a peer's join makes them redundant, so
+	// upstream routers cannot track each downstream router's joins.
 	propagationDelayMs = 500
 	overrideIntervalMs = 2500
 )
