@@ -854,6 +854,11 @@ func (t *Tree) expire(now time.Time, e *entry) {
 		case d.state == PrunePending && !d.prunePending.After(now):
 			delete(e.joins, name)
 			t.changed[e.key.Group] = true
+			// A prune echo tells the LAN the prune took effect, so a router whose
+			// override was lost joins again (RFC 7761 4.5.2).
+			if l, ok := t.links[name]; ok && l.Override > 0 {
+				t.queue(RPF{Interface: name, Neighbor: l.Self}, e.key, false)
+			}
 		case !d.expiry.IsZero() && !d.expiry.After(now):
 			delete(e.joins, name)
 			t.changed[e.key.Group] = true

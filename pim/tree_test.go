@@ -238,10 +238,11 @@ func TestTreePrunePendingOnALAN(t *testing.T) {
 	if !slices.Equal(f.tree.Forwards(key), []string{"eth2"}) {
 		t.Fatal("override join did not keep the interface")
 	}
-	// Without an override the prune takes effect after the override interval.
+	// Without an override the prune takes effect after the override interval, and
+	// is echoed on the LAN.
 	f.tree.ReceiveJoinPrune(f.now, "eth2", prune)
 	expectSent(t, f.advance(2999*time.Millisecond))
-	expectSent(t, f.advance(time.Millisecond), "eth1>10.0.12.2 -(*,239.1.1.1)")
+	expectSent(t, f.advance(time.Millisecond), "eth1>10.0.12.2 -(*,239.1.1.1)", "eth2>10.0.23.3 -(*,239.1.1.1)")
 }
 
 func TestTreeRPFChangeMovesTheJoin(t *testing.T) {
