@@ -1065,6 +1065,9 @@ func (t *Tree) HasLocal(key Key) bool {
 	return e != nil && len(e.local) > 0
 }
 
+// Len is the number of entries with state.
+func (t *Tree) Len() int { return len(t.entries) }
+
 // Has reports whether the Tree holds state for an entry.
 func (t *Tree) Has(key Key) bool { return t.entries[key] != nil }
 

@@ -15,7 +15,16 @@ import (
 func (r *Router) serveMetrics(w http.ResponseWriter, req *http.Request) {
 	var st api.Status
 	var ifs api.Interfaces
-	if err := r.call(req.Context(), func() { st, ifs = r.statusView(), r.interfacesView() }); err != nil {
+	var neighbors, entries int
+	if err := r.call(req.Context(), func() {
+		st, ifs = r.statusView(), r.interfacesView()
+		for _, ifc := range r.ifaces {
+			if ifc.pim != nil {
+				neighbors += len(ifc.pim.Neighbors())
+			}
+		}
+		entries = r.tree.Len()
+	}); err != nil {
 		writeError(w, http.StatusServiceUnavailable, err)
 		return
 	}
@@ -36,6 +45,10 @@ func (r *Router) serveMetrics(w http.ResponseWriter, req *http.Request) {
 	fmt.Fprintf(b, "mrouterd_vifs_max %d\n", st.MaxVIFs)
 	metric("mrouterd_warnings", "gauge", "Misconfigurations found (see mroutectl show status).")
 	fmt.Fprintf(b, "mrouterd_warnings %d\n", len(st.Warnings))
+	metric("mrouterd_pim_neighbors", "gauge", "PIM neighbours on all interfaces.")
+	fmt.Fprintf(b, "mrouterd_pim_neighbors %d\n", neighbors)
+	metric("mrouterd_pim_entries", "gauge", "(*,G) and (S,G) entries with PIM state (mroutectl show pim joins).")
+	fmt.Fprintf(b, "mrouterd_pim_entries %d\n", entries)
 
 	metric("mrouterd_events_total", "counter", "Events by kind: upcalls, route changes, errors, malformed input.")
 	names := make([]string, 0, len(st.Counters))
