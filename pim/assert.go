@@ -79,7 +79,7 @@ func (t *Tree) ReceiveAssert(now time.Time, key Key, iface string, theirs, ours 
 	switch {
 	case tracking:
 		if a == nil || a.theirs.Address == theirs.Address || theirs.Better(a.theirs) {
-			e.asserts[iface] = &assertState{theirs: theirs, timer: now.Add(AssertTime)}
+			e.asserts = put(e.asserts, iface, &assertState{theirs: theirs, timer: now.Add(AssertTime)})
 		}
 	case ours.Better(theirs) && (forwarding || a != nil && a.winner):
 		// An inferior assert: answer it, and forward on (or start to win).
@@ -96,7 +96,7 @@ func (t *Tree) ReceiveAssert(now time.Time, key Key, iface string, theirs, ours 
 		if a == nil || a.winner {
 			t.changed[key.Group] = true
 		}
-		e.asserts[iface] = &assertState{ours: ours, theirs: theirs, timer: now.Add(AssertTime)}
+		e.asserts = put(e.asserts, iface, &assertState{ours: ours, theirs: theirs, timer: now.Add(AssertTime)})
 	}
 	if e != nil {
 		t.update(now, e)
@@ -109,7 +109,7 @@ func (t *Tree) assertWin(now time.Time, e *entry, iface string, ours AssertMetri
 	if a := e.asserts[iface]; a == nil || !a.winner {
 		t.changed[e.key.Group] = true
 	}
-	e.asserts[iface] = &assertState{winner: true, ours: ours, timer: now.Add(AssertTime - AssertOverrideInterval)}
+	e.asserts = put(e.asserts, iface, &assertState{winner: true, ours: ours, timer: now.Add(AssertTime - AssertOverrideInterval)})
 	t.acts = append(t.acts, SendAssert{Interface: iface, Assert: Assert{
 		Group: e.key.Group, Source: e.key.Source, RPT: ours.RPT,
 		MetricPreference: ours.Preference, Metric: ours.Metric}})

@@ -61,8 +61,8 @@ func (t *Tree) SetCouldRegister(now time.Time, key Key, rp netip.Addr, on bool) 
 // source of the group when source is 0.0.0.0.
 func (t *Tree) ReceiveRegisterStop(now time.Time, group, source netip.Addr) []Action {
 	t.begin()
-	for key, e := range t.byGroup[group] {
-		if key.Wildcard() || (!source.IsUnspecified() && key.Source != source) {
+	for _, e := range t.byGroup[group] {
+		if e.key.Wildcard() || (!source.IsUnspecified() && e.key.Source != source) {
 			continue
 		}
 		switch e.register {

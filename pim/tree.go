@@ -150,7 +150,7 @@ type Tree struct {
 	cfg       TreeConfig
 	links     map[string]Link
 	entries   map[Key]*entry
-	byGroup   map[netip.Addr]map[Key]*entry
+	byGroup   map[netip.Addr][]*entry // few sources per group: a slice beats a map
 	upstreams map[upstreamKey]*upstream
 	timers    deadlineHeap
 
@@ -185,7 +185,7 @@ func NewTree(cfg TreeConfig) *Tree {
 		cfg:       cfg,
 		links:     make(map[string]Link),
 		entries:   make(map[Key]*entry),
-		byGroup:   make(map[netip.Addr]map[Key]*entry),
+		byGroup:   make(map[netip.Addr][]*entry),
 		upstreams: make(map[upstreamKey]*upstream),
 	}
 }
@@ -237,7 +237,7 @@ func (t *Tree) SetLocal(now time.Time, key Key, iface string, on bool) []Action 
 	if on {
 		e = t.entry(now, key)
 		if !e.local[iface] {
-			e.local[iface] = true
+			e.local = put(e.local, iface, true)
 			t.changed[key.Group] = true
 		}
 	} else if e != nil && e.local[iface] {
@@ -319,8 +319,9 @@ func (t *Tree) receiveDownstream(now time.Time, iface string, link Link, m *Join
 			}
 		}
 		if wcJoin {
-			for key, e := range t.byGroup[group] {
-				if d := e.rptPrunes[iface]; !key.Wildcard() && d != nil && !keptPrunes[key.Source] {
+			// A clone: update may drop entries from the group's list.
+			for _, e := range slices.Clone(t.byGroup[group]) {
+				if d := e.rptPrunes[iface]; !e.key.Wildcard() && d != nil && !keptPrunes[e.key.Source] {
 					delete(e.rptPrunes, iface)
 					t.changed[group] = true
 					t.update(now, e)
@@ -350,7 +351,7 @@ func (t *Tree) downstreamJoin(now time.Time, key Key, iface string, until time.T
 	d := e.joins[iface]
 	if d == nil {
 		d = &downstream{}
-		e.joins[iface] = d
+		e.joins = put(e.joins, iface, d)
 		t.changed[key.Group] = true
 	}
 	// A join starts the expiry timer or lengthens it, never shortens it (RFC 7761
@@ -403,7 +404,7 @@ func (t *Tree) rptPrune(now time.Time, key Key, iface string, link Link, until t
 	d := e.rptPrunes[iface]
 	if d == nil {
 		d = &downstream{}
-		e.rptPrunes[iface] = d
+		e.rptPrunes = put(e.rptPrunes, iface, d)
 		if link.Override <= 0 {
 			d.state = Pruned
 			t.changed[key.Group] = true
@@ -584,6 +585,16 @@ func (t *Tree) update(now time.Time, e *entry) {
 	t.schedule(e)
 }
 
+// put stores v under k, making the map on first use: most entries never need most
+// of their maps, and empty ones add up over a hundred thousand entries.
+func put[V any](m map[string]V, k string, v V) map[string]V {
+	if m == nil {
+		m = make(map[string]V, 1)
+	}
+	m[k] = v
+	return m
+}
+
 // entry returns the key's entry, made if missing.
 func (t *Tree) entry(now time.Time, key Key) *entry {
 	if e := t.entries[key]; e != nil {
@@ -593,26 +604,20 @@ func (t *Tree) entry(now time.Time, key Key) *entry {
 }
 
 func (t *Tree) newEntry(now time.Time, key Key) *entry {
-	e := &entry{key: key, created: now, joins: map[string]*downstream{},
-		rptPrunes: map[string]*downstream{}, local: map[string]bool{}, asserts: map[string]*assertState{}}
+	e := &entry{key: key, created: now}
 	t.entries[key] = e
-	set := t.byGroup[key.Group]
-	if set == nil {
-		set = make(map[Key]*entry)
-		t.byGroup[key.Group] = set
-	}
-	set[key] = e
+	t.byGroup[key.Group] = append(t.byGroup[key.Group], e)
 	t.changed[key.Group] = true
 	return e
 }
 
 func (t *Tree) deleteEntry(e *entry) {
 	delete(t.entries, e.key)
-	if set := t.byGroup[e.key.Group]; set != nil {
-		delete(set, e.key)
-		if len(set) == 0 {
-			delete(t.byGroup, e.key.Group)
-		}
+	set := slices.DeleteFunc(t.byGroup[e.key.Group], func(x *entry) bool { return x == e })
+	if len(set) == 0 {
+		delete(t.byGroup, e.key.Group)
+	} else {
+		t.byGroup[e.key.Group] = set
 	}
 	t.changed[e.key.Group] = true
 }
@@ -646,9 +651,9 @@ func (t *Tree) queue(to RPF, key Key, join bool) {
 	if key.Wildcard() && join {
 		// A Join(*,G) must repeat the group's (S,G,rpt) prunes, or the upstream
 		// router takes it as ending them (RFC 7761 4.5.3).
-		for k, e := range t.byGroup[key.Group] {
+		for _, e := range t.byGroup[key.Group] {
 			if e.rptPruned {
-				g.add(JPSource{Source: netip.PrefixFrom(k.Source, 32), Sparse: true, RPT: true}, false)
+				g.add(JPSource{Source: netip.PrefixFrom(e.key.Source, 32), Sparse: true, RPT: true}, false)
 			}
 		}
 	}
