@@ -115,6 +115,11 @@ func TestStreamOverVeth(t *testing.T) {
 	if want := map[string]uint64{"10.9.0.1": 1000}; !reflect.DeepEqual(r.Sources, want) {
 		t.Errorf("sources %v, want %v", r.Sources, want)
 	}
+	// The receiver joined before the sender's first datagram, which arrived soon after.
+	first := r.Joined.Add(time.Duration(r.FirstPacketMs * float64(time.Millisecond)))
+	if sum.FirstSent.Before(r.Joined) || sum.FirstSent.Before(start) || first.Before(sum.FirstSent) || first.Sub(sum.FirstSent) > 100*time.Millisecond {
+		t.Errorf("joined %v, first sent %v, first arrival %v: want them in that order, the arrival soon after", r.Joined, sum.FirstSent, first)
+	}
 	t.Logf("max gap %.2f ms, first %.2f ms", r.MaxGapMs, r.FirstPacketMs)
 	if r.MaxGapMs > 200 {
 		t.Errorf("max gap %.1f ms at 1000 datagrams/s", r.MaxGapMs)

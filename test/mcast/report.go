@@ -26,11 +26,17 @@ type Stats struct {
 	// MaxLatencyMs is the largest delay from the send time to arrival; meaningful when
 	// sender and receiver share a clock, as lab nodes do.
 	MaxLatencyMs float64 `json:"max_latency_ms"`
+	// LastDuplicateMs is from the join to the arrival of the last duplicate; zero when
+	// none arrived. It tells when duplicates stopped, e.g. once an assert settled.
+	LastDuplicateMs float64 `json:"last_duplicate_ms"`
 }
 
 // Report is what a receiver prints on exit. The top-level Stats cover all streams.
 type Report struct {
 	Stats
+	// Joined is when the receiver joined, by the wall clock: the *_ms figures count
+	// from it, so that they line up with a sender's first_sent.
+	Joined  time.Time         `json:"joined"`
 	Foreign uint64            `json:"foreign"` // datagrams without the tool's header
 	Sources map[string]uint64 `json:"sources"` // datagrams of the tool per source address
 	Streams map[string]Stats  `json:"streams"` // per stream ID
@@ -58,9 +64,10 @@ type Tally struct {
 
 // timing follows arrival times.
 type timing struct {
-	first, last time.Time
-	maxGap      time.Duration
-	maxLatency  time.Duration
+	first, last   time.Time
+	lastDuplicate time.Time
+	maxGap        time.Duration
+	maxLatency    time.Duration
 }
 
 func (t *timing) add(at, sent time.Time) {
@@ -106,11 +113,14 @@ func (t *Tally) Add(payload []byte, src netip.Addr, at time.Time) bool {
 	}
 	t.sources[src.Unmap().String()]++
 	t.all.add(at, h.Sent)
-	s.add(h.Seq, at, h.Sent)
+	if !s.add(h.Seq, at, h.Sent) {
+		t.all.lastDuplicate = at
+	}
 	return true
 }
 
-func (s *streamTally) add(seq uint64, at, sent time.Time) {
+// add accounts for one datagram of the stream; it returns false for a duplicate.
+func (s *streamTally) add(seq uint64, at, sent time.Time) bool {
 	s.timing.add(at, sent)
 	first := s.received == 0
 	s.received++
@@ -119,7 +129,8 @@ func (s *streamTally) add(seq uint64, at, sent time.Time) {
 		s.seen = append(s.seen, 0)
 	}
 	if s.seen[word]&bit != 0 {
-		return // duplicate
+		s.lastDuplicate = at
+		return false
 	}
 	s.seen[word] |= bit
 	s.unique++
@@ -129,6 +140,7 @@ func (s *streamTally) add(seq uint64, at, sent time.Time) {
 	if seq > s.highestSeq {
 		s.highestSeq = seq
 	}
+	return true
 }
 
 // Received returns how many of the tool's datagrams arrived so far.
@@ -145,7 +157,7 @@ func (t *Tally) LastArrival() time.Time { return t.all.last }
 
 // Report sums up what arrived so far.
 func (t *Tally) Report() Report {
-	r := Report{Foreign: t.foreign, Sources: map[string]uint64{}, Streams: map[string]Stats{}}
+	r := Report{Joined: t.joined.Round(0).UTC(), Foreign: t.foreign, Sources: map[string]uint64{}, Streams: map[string]Stats{}}
 	for src, n := range t.sources {
 		r.Sources[src] = n
 	}
@@ -190,6 +202,9 @@ func (st *Stats) setTiming(joined time.Time, t timing) {
 	st.LastPacketMs = ms(t.last.Sub(joined))
 	st.MaxGapMs = ms(t.maxGap)
 	st.MaxLatencyMs = ms(t.maxLatency)
+	if !t.lastDuplicate.IsZero() {
+		st.LastDuplicateMs = ms(t.lastDuplicate.Sub(joined))
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

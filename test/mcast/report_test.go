@@ -75,6 +75,27 @@ func TestTallyDuplicatesAndReorder(t *testing.T) {
 	if got.Received != 8 || got.Unique != 6 || got.Duplicates != 2 || got.Lost != 0 || got.Reordered != 2 {
 		t.Errorf("got %+v", got)
 	}
+	// The second 3 is the last duplicate, the 7th arrival: 5 + 6*10 ms after the join.
+	if got.LastDuplicateMs != 65 {
+		t.Errorf("last duplicate %v ms after the join, want 65", got.LastDuplicateMs)
+	}
+}
+
+func TestTallyLastDuplicatePerStream(t *testing.T) {
+	tally := NewTally(joined)
+	at := func(ms int) time.Time { return joined.Add(time.Duration(ms) * time.Millisecond) }
+	tally.Add(datagram(1, 0, at(1)), srcA, at(1))
+	tally.Add(datagram(1, 0, at(2)), srcB, at(2)) // stream 1's duplicate
+	tally.Add(datagram(2, 0, at(3)), srcA, at(3))
+	tally.Add(datagram(2, 1, at(4)), srcA, at(4))
+	r := tally.Report()
+	if r.LastDuplicateMs != 2 || r.Streams["1"].LastDuplicateMs != 2 || r.Streams["2"].LastDuplicateMs != 0 {
+		t.Errorf("last duplicate: all %v, stream 1 %v, stream 2 %v; want 2, 2, 0 (none)",
+			r.LastDuplicateMs, r.Streams["1"].LastDuplicateMs, r.Streams["2"].LastDuplicateMs)
+	}
+	if !r.Joined.Equal(joined) {
+		t.Errorf("joined %v, want %v", r.Joined, joined)
+	}
 }
 
 func TestTallyStreamsSourcesForeign(t *testing.T) {
@@ -134,7 +155,7 @@ func TestParseReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"received", "unique", "duplicates", "lost", "first_seq", "last_seq",
-		"first_packet_ms", "last_packet_ms", "reordered", "max_gap_ms", "sources", "streams", "foreign"} {
+		"first_packet_ms", "last_packet_ms", "reordered", "max_gap_ms", "last_duplicate_ms", "joined", "sources", "streams", "foreign"} {
 		if _, ok := fields[name]; !ok {
 			t.Errorf("report lacks %q: %s", name, data)
 		}

@@ -42,6 +42,9 @@ const MaxGroups = 1 << 20
 // SendSummary is what a sender prints on exit.
 type SendSummary struct {
 	Sent uint64 `json:"sent"` // datagrams, to all groups together
+	// FirstSent is when the first datagram was sent, by the wall clock; zero if none
+	// was. A receiver's joined and *_ms figures line up with it.
+	FirstSent time.Time `json:"first_sent"`
 }
 
 // Sender is an open sending socket. Create it with NewSender, in the network namespace
@@ -165,6 +168,9 @@ func (s *Sender) Run(ctx context.Context) (SendSummary, error) {
 		Header{Stream: s.opts.Stream, Seq: seq, Sent: now}.Put(payload)
 		if _, err := s.conn.WriteToUDP(payload, dst); err != nil {
 			return sum, fmt.Errorf("send datagram %d to %v: %w", seq, dst.IP, err)
+		}
+		if sum.Sent == 0 {
+			sum.FirstSent = now.Round(0).UTC()
 		}
 		sum.Sent++
 	}
