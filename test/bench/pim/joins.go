@@ -33,19 +33,29 @@ func (d *deployment) joinTrials(m mode, n int) []trial {
 	if err := d.notReady(m); err != nil {
 		return []trial{{err: err}}
 	}
-	var trials []trial
+	return repeat(n, "trials", func(i int) (trial, error) {
+		t := d.joinTrial(m, benchlab.AddrAdd(m.trials, i))
+		return t, t.err
+	}, func(err error) trial { return trial{err: err} })
+}
+
+// repeat runs one n times, with i from 0, and returns the outcomes. After
+// failuresInARow failures in a row it gives up and adds, instead of the rest, what
+// skipped makes of an error that says so.
+func repeat[T any](n int, what string, one func(i int) (T, error), skipped func(error) T) []T {
+	var out []T
 	failures := 0
 	for i := range n {
-		t := d.joinTrial(m, benchlab.AddrAdd(m.trials, i))
-		trials = append(trials, t)
-		if t.err == nil {
+		t, err := one(i)
+		out = append(out, t)
+		if err == nil {
 			failures = 0
 		} else if failures++; failures == failuresInARow && i+1 < n {
-			trials = append(trials, trial{err: fmt.Errorf("%d more trials skipped after %d failures in a row", n-i-1, failures)})
+			out = append(out, skipped(fmt.Errorf("%d more %s skipped after %d failures in a row", n-i-1, what, failures)))
 			break
 		}
 	}
-	return trials
+	return out
 }
 
 func (d *deployment) joinTrial(m mode, group netip.Addr) trial {

@@ -29,6 +29,7 @@ type mode struct {
 	trials     netip.Addr // first group of the join trials
 	rpfGroup   netip.Addr // group of the RPF-change runs
 	many       netip.Addr // first group of the many-groups run
+	sources    netip.Addr // first group of the source starts
 }
 
 // join returns the mcast recv options that join g as the mode does.
@@ -71,12 +72,25 @@ var (
 		probe:    netip.MustParseAddr("239.1.0.1"),
 		rpfGroup: netip.MustParseAddr("239.1.1.1"),
 	}
+	// On the chain src sends ASM to groups of its own for the source starts: behind r1,
+	// away from the RP, its first packets reach the RP in Registers.
+	registerASM = mode{
+		name: "ASM", sourceNode: "src", source: netip.MustParseAddr("10.0.1.2"),
+		sources: netip.MustParseAddr("239.3.1.1"),
+	}
+	// On the assert network src, behind r1, is the only source.
+	assertASM = mode{
+		name: "ASM", sourceNode: "src", source: netip.MustParseAddr("10.0.1.2"),
+		probe:   netip.MustParseAddr("239.1.0.1"),
+		sources: netip.MustParseAddr("239.4.1.1"),
+	}
 	asmRange = netip.MustParsePrefix("239.0.0.0/8") // the RP's groups
 )
 
 // network is a topology file made ready for any router: the nodes whose image names
 // mrouterd are the routers, and get a plain image so that the lab starts nothing on
-// them; the benchmark starts the router under test there instead.
+// them; the benchmark starts the router under test there instead. A node that is not
+// a router but has several links is a switch: the routers on it share a LAN.
 type network struct {
 	name    string
 	topo    *lab.Topology
@@ -85,6 +99,11 @@ type network struct {
 	hostIfs map[string][]string // the ones towards hosts, where receivers may be
 	rp      netip.Addr
 	modes   []mode
+	// The RP's router and its interface towards the receiver, where it holds the
+	// receiver's (*,G) join.
+	rpNode, rpDown string
+	// The routers' interfaces onto the receiver's router's LAN, if it has one.
+	lan []lab.Endpoint
 }
 
 // loadNetwork loads a topology for a network whose RP is rp.
@@ -101,11 +120,16 @@ func loadNetwork(name, path string, rp netip.Addr, modes ...mode) (*network, err
 		}
 	}
 	isRouter := func(node string) bool { return slices.Contains(n.routers, node) }
+	links := map[string]int{}
+	for _, link := range topo.Links {
+		links[link.A.Node]++
+		links[link.B.Node]++
+	}
 	for _, link := range topo.Links {
 		for _, ends := range [][2]lab.Endpoint{{link.A, link.B}, {link.B, link.A}} {
 			if here, there := ends[0], ends[1]; isRouter(here.Node) {
 				n.ifaces[here.Node] = append(n.ifaces[here.Node], here.Iface)
-				if !isRouter(there.Node) {
+				if !isRouter(there.Node) && links[there.Node] == 1 {
 					n.hostIfs[here.Node] = append(n.hostIfs[here.Node], here.Iface)
 				}
 			}

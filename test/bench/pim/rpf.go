@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/mrouterd/mrouterd/test/bench/internal/benchlab"
 	"github.com/mrouterd/mrouterd/test/mcast"
 )
@@ -242,22 +240,12 @@ func (d *deployment) waitPreferred(streams []*stream) error {
 
 // rxPackets reads how many packets r4 has received on each path.
 func (d *deployment) rxPackets() (preferred, alternate uint64, err error) {
-	err = d.lab.InNetns(rpfNode, func() error {
-		for _, c := range []struct {
-			ifname string
-			count  *uint64
-		}{{preferredIf, &preferred}, {alternateIf, &alternate}} {
-			link, err := netlink.LinkByName(c.ifname)
-			if err != nil {
-				return fmt.Errorf("%s: %s: %v", rpfNode, c.ifname, err)
-			}
-			if s := link.Attrs().Statistics; s != nil {
-				*c.count = s.RxPackets
-			}
-		}
-		return nil
-	})
-	return preferred, alternate, err
+	p, err := d.linkStats(rpfNode, preferredIf)
+	if err != nil {
+		return 0, 0, err
+	}
+	a, err := d.linkStats(rpfNode, alternateIf)
+	return p.RxPackets, a.RxPackets, err
 }
 
 // routes returns r4's IPv4 routes as ip prints them, one a line.
