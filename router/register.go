@@ -206,7 +206,9 @@ func (r *Router) handleRegister(now time.Time, from netip.Addr, m *pim.Register)
 		// Native traffic has started to arrive: this register brings everything
 		// up to it, so the switch loses nothing that the tunnel carried.
 		r.switchToSPT(key, now)
-	case len(r.sharedOIFs(key, r.registerName())) == 0:
+	case len(r.routeOIFs(key, r.registerName())) == 0:
+		// Nobody downstream, or another router forwards the source onto every link
+		// that wants it (it won the assert): the registers carry nothing useful.
 		stop("no_receivers")
 	}
 }
