@@ -56,7 +56,7 @@ type assertState struct {
 func (t *Tree) AssertData(now time.Time, key Key, iface string, ours AssertMetric) []Action {
 	t.begin()
 	e := t.entry(now, key)
-	if a := e.asserts[iface]; a == nil {
+	if a := e.asserts.at(iface); a == nil {
 		t.assertWin(now, e, iface, ours)
 	}
 	t.update(now, e)
@@ -73,13 +73,13 @@ func (t *Tree) ReceiveAssert(now time.Time, key Key, iface string, theirs, ours 
 	e := t.entries[key]
 	a := (*assertState)(nil)
 	if e != nil {
-		a = e.asserts[iface]
+		a = e.asserts.at(iface)
 	}
 	tracking := !forwarding && e != nil && e.joined && e.upstream.Interface == iface
 	switch {
 	case tracking:
 		if a == nil || a.theirs.Address == theirs.Address || theirs.Better(a.theirs) {
-			e.asserts = put(e.asserts, iface, &assertState{theirs: theirs, timer: now.Add(AssertTime)})
+			e.asserts.set(iface, &assertState{theirs: theirs, timer: now.Add(AssertTime)})
 		}
 	case ours.Better(theirs) && (forwarding || a != nil && a.winner):
 		// An inferior assert: answer it, and forward on (or start to win).
@@ -88,7 +88,7 @@ func (t *Tree) ReceiveAssert(now time.Time, key Key, iface string, theirs, ours 
 	case ours.Better(theirs):
 		if a != nil && !a.winner && a.theirs.Address == theirs.Address {
 			// The winner got worse than us and we do not forward: forget it.
-			delete(e.asserts, iface)
+			e.asserts.del(iface)
 			t.changed[key.Group] = true
 		}
 	case forwarding || a != nil:
@@ -96,7 +96,7 @@ func (t *Tree) ReceiveAssert(now time.Time, key Key, iface string, theirs, ours 
 		if a == nil || a.winner {
 			t.changed[key.Group] = true
 		}
-		e.asserts = put(e.asserts, iface, &assertState{ours: ours, theirs: theirs, timer: now.Add(AssertTime)})
+		e.asserts.set(iface, &assertState{ours: ours, theirs: theirs, timer: now.Add(AssertTime)})
 	}
 	if e != nil {
 		t.update(now, e)
@@ -106,10 +106,10 @@ func (t *Tree) ReceiveAssert(now time.Time, key Key, iface string, theirs, ours 
 
 // assertWin sends our assert and keeps winning until someone better speaks.
 func (t *Tree) assertWin(now time.Time, e *entry, iface string, ours AssertMetric) {
-	if a := e.asserts[iface]; a == nil || !a.winner {
+	if a := e.asserts.at(iface); a == nil || !a.winner {
 		t.changed[e.key.Group] = true
 	}
-	e.asserts = put(e.asserts, iface, &assertState{winner: true, ours: ours, timer: now.Add(AssertTime - AssertOverrideInterval)})
+	e.asserts.set(iface, &assertState{winner: true, ours: ours, timer: now.Add(AssertTime - AssertOverrideInterval)})
 	t.acts = append(t.acts, SendAssert{Interface: iface, Assert: Assert{
 		Group: e.key.Group, Source: e.key.Source, RPT: ours.RPT,
 		MetricPreference: ours.Preference, Metric: ours.Metric}})
@@ -117,16 +117,20 @@ func (t *Tree) assertWin(now time.Time, e *entry, iface string, ours AssertMetri
 
 // assertTimersExpired re-asserts where we win and forgets where we lost.
 func (t *Tree) assertTimersExpired(now time.Time, e *entry) {
-	for name, a := range e.asserts {
-		if a.timer.After(now) {
-			continue
+	var rewin []ifaceItem[*assertState]
+	e.asserts.deleteFunc(func(name string, a *assertState) bool {
+		switch {
+		case a.timer.After(now):
+			return false
+		case a.winner:
+			rewin = append(rewin, ifaceItem[*assertState]{name, a})
+			return false
 		}
-		if a.winner {
-			t.assertWin(now, e, name, a.ours)
-			continue
-		}
-		delete(e.asserts, name)
 		t.changed[e.key.Group] = true
+		return true
+	})
+	for _, it := range rewin {
+		t.assertWin(now, e, it.name, it.val.ours)
 	}
 }
 
@@ -148,8 +152,9 @@ type AssertView struct {
 // assertViews lists an entry's assert states by interface.
 func (e *entry) assertViews() []AssertView {
 	var out []AssertView
-	for name, a := range e.asserts {
-		v := AssertView{Interface: name, Winner: a.theirs.Address, WeWin: a.winner, Expires: a.timer}
+	for _, it := range e.asserts {
+		a := it.val
+		v := AssertView{Interface: it.name, Winner: a.theirs.Address, WeWin: a.winner, Expires: a.timer}
 		if a.winner {
 			v.Winner = a.ours.Address
 		}

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -122,14 +123,14 @@ type downstream struct {
 type entry struct {
 	key        Key
 	created    time.Time
-	joins      map[string]*downstream // (*,G) or (S,G) join state by interface
-	rptPrunes  map[string]*downstream // (S,G,rpt) prune state by interface; (S,G) only
-	local      map[string]bool        // interfaces with local receivers (IGMP, as DR)
-	upstream   RPF                    // where our joins go while joined
-	joined     bool                   // upstream state: Joined
-	suppressed time.Time              // periodic joins skipped until then (join suppression)
-	override   time.Time              // a join is due then, to override a LAN peer's prune
-	queued     time.Time              // the deadline this entry has in the timer heap
+	joins      ifaceMap[*downstream] // (*,G) or (S,G) join state by interface
+	rptPrunes  ifaceMap[*downstream] // (S,G,rpt) prune state by interface; (S,G) only
+	local      ifaceMap[struct{}]    // interfaces with local receivers (IGMP, as DR)
+	upstream   RPF                   // where our joins go while joined
+	joined     bool                  // upstream state: Joined
+	suppressed time.Time             // periodic joins skipped until then (join suppression)
+	override   time.Time             // a join is due then, to override a LAN peer's prune
+	queued     time.Time             // the deadline this entry has in the timer heap
 
 	// (S,G) only.
 	keepalive bool // KeepaliveTimer(S,G) running: the owner sees the source's traffic
@@ -138,7 +139,7 @@ type entry struct {
 	register  registerState
 	regRP     netip.Addr // the RP we register to
 	regStop   time.Time  // Register-Stop timer
-	asserts   map[string]*assertState
+	asserts   ifaceMap[*assertState]
 }
 
 // Tree holds a router's join/prune state for every (*,G) and (S,G): the
@@ -214,14 +215,11 @@ func (t *Tree) RemoveLink(now time.Time, name string) []Action {
 	t.begin()
 	delete(t.links, name)
 	for _, e := range t.entries {
-		_, j := e.joins[name]
-		_, p := e.rptPrunes[name]
-		_, a := e.asserts[name]
-		if j || p || a || e.local[name] {
-			delete(e.joins, name)
-			delete(e.rptPrunes, name)
-			delete(e.asserts, name)
-			delete(e.local, name)
+		if e.joins.has(name) || e.rptPrunes.has(name) || e.asserts.has(name) || e.local.has(name) {
+			e.joins.del(name)
+			e.rptPrunes.del(name)
+			e.asserts.del(name)
+			e.local.del(name)
 			t.changed[e.key.Group] = true
 			t.update(now, e)
 		}
@@ -236,12 +234,12 @@ func (t *Tree) SetLocal(now time.Time, key Key, iface string, on bool) []Action 
 	e := t.entries[key]
 	if on {
 		e = t.entry(now, key)
-		if !e.local[iface] {
-			e.local = put(e.local, iface, true)
+		if !e.local.has(iface) {
+			e.local.set(iface, struct{}{})
 			t.changed[key.Group] = true
 		}
-	} else if e != nil && e.local[iface] {
-		delete(e.local, iface)
+	} else if e != nil && e.local.has(iface) {
+		e.local.del(iface)
 		t.changed[key.Group] = true
 	}
 	if e != nil {
@@ -321,8 +319,8 @@ func (t *Tree) receiveDownstream(now time.Time, iface string, link Link, m *Join
 		if wcJoin {
 			// A clone: update may drop entries from the group's list.
 			for _, e := range slices.Clone(t.byGroup[group]) {
-				if d := e.rptPrunes[iface]; !e.key.Wildcard() && d != nil && !keptPrunes[e.key.Source] {
-					delete(e.rptPrunes, iface)
+				if !e.key.Wildcard() && e.rptPrunes.has(iface) && !keptPrunes[e.key.Source] {
+					e.rptPrunes.del(iface)
 					t.changed[group] = true
 					t.update(now, e)
 				}
@@ -348,10 +346,10 @@ func (t *Tree) rpMatches(group, rp netip.Addr) bool {
 
 func (t *Tree) downstreamJoin(now time.Time, key Key, iface string, until time.Time) {
 	e := t.entry(now, key)
-	d := e.joins[iface]
+	d := e.joins.at(iface)
 	if d == nil {
 		d = &downstream{}
-		e.joins = put(e.joins, iface, d)
+		e.joins.set(iface, d)
 		t.changed[key.Group] = true
 	}
 	// A join starts the expiry timer or lengthens it, never shortens it (RFC 7761
@@ -371,7 +369,7 @@ func (t *Tree) downstreamPrune(now time.Time, key Key, iface string, link Link) 
 	if e == nil {
 		return
 	}
-	d := e.joins[iface]
+	d := e.joins.at(iface)
 	if d == nil || d.state != Joined {
 		return
 	}
@@ -384,7 +382,7 @@ func (t *Tree) downstreamPrune(now time.Time, key Key, iface string, link Link) 
 }
 
 func (t *Tree) downstreamGone(now time.Time, e *entry, iface string) {
-	delete(e.joins, iface)
+	e.joins.del(iface)
 	t.changed[e.key.Group] = true
 	t.update(now, e)
 }
@@ -392,8 +390,8 @@ func (t *Tree) downstreamGone(now time.Time, e *entry, iface string) {
 // rptJoin cancels an (S,G,rpt) prune: a LAN peer still wants the source on the
 // shared tree.
 func (t *Tree) rptJoin(now time.Time, key Key, iface string) {
-	if e := t.entries[key]; e != nil && e.rptPrunes[iface] != nil {
-		delete(e.rptPrunes, iface)
+	if e := t.entries[key]; e != nil && e.rptPrunes.has(iface) {
+		e.rptPrunes.del(iface)
 		t.changed[key.Group] = true
 		t.update(now, e)
 	}
@@ -401,10 +399,10 @@ func (t *Tree) rptJoin(now time.Time, key Key, iface string) {
 
 func (t *Tree) rptPrune(now time.Time, key Key, iface string, link Link, until time.Time) {
 	e := t.entry(now, key)
-	d := e.rptPrunes[iface]
+	d := e.rptPrunes.at(iface)
 	if d == nil {
 		d = &downstream{}
-		e.rptPrunes = put(e.rptPrunes, iface, d)
+		e.rptPrunes.set(iface, d)
 		if link.Override <= 0 {
 			d.state = Pruned
 			t.changed[key.Group] = true
@@ -506,7 +504,7 @@ func (t *Tree) upstreamTarget(key Key) (RPF, bool) {
 	// Another router won the assert on our upstream link: it forwards to us, so it
 	// is whom we join (RPF'(S,G)).
 	if e := t.entries[key]; e != nil && rpf.Interface != "" && e.lostAssert(rpf.Interface) {
-		rpf.Neighbor = e.asserts[rpf.Interface].theirs.Address
+		rpf.Neighbor = e.asserts.at(rpf.Interface).theirs.Address
 	}
 	return rpf, rpf.Neighbor.IsValid() && rpf.Interface != ""
 }
@@ -538,14 +536,14 @@ func (e *entry) immediate(iif string) bool {
 
 // wantedBeyond reports whether downstream joins or local receivers want traffic
 // on an interface other than iif and those skip rules out.
-func wantedBeyond(joins map[string]*downstream, local map[string]bool, iif string, skip func(string) bool) bool {
-	for name, d := range joins {
-		if name != iif && d.state != NoInfo && !skip(name) {
+func wantedBeyond(joins ifaceMap[*downstream], local ifaceMap[struct{}], iif string, skip func(string) bool) bool {
+	for _, it := range joins {
+		if it.name != iif && it.val.state != NoInfo && !skip(it.name) {
 			return true
 		}
 	}
-	for name := range local {
-		if name != iif && !skip(name) {
+	for _, it := range local {
+		if it.name != iif && !skip(it.name) {
 			return true
 		}
 	}
@@ -554,7 +552,7 @@ func wantedBeyond(joins map[string]*downstream, local map[string]bool, iif strin
 
 // lostAssert reports whether another router forwards the entry onto a link.
 func (e *entry) lostAssert(iface string) bool {
-	a := e.asserts[iface]
+	a := e.asserts.at(iface)
 	return a != nil && !a.winner
 }
 
@@ -583,16 +581,6 @@ func (t *Tree) update(now time.Time, e *entry) {
 		return
 	}
 	t.schedule(e)
-}
-
-// put stores v under k, making the map on first use: most entries never need most
-// of their maps, and empty ones add up over a hundred thousand entries.
-func put[V any](m map[string]V, k string, v V) map[string]V {
-	if m == nil {
-		m = make(map[string]V, 1)
-	}
-	m[k] = v
-	return m
 }
 
 // entry returns the key's entry, made if missing.
@@ -854,31 +842,33 @@ func (t *Tree) periodic(now time.Time, k upstreamKey, u *upstream) {
 // expire fires an entry's due timers: downstream expiry and prune-pending, and
 // the override join.
 func (t *Tree) expire(now time.Time, e *entry) {
-	for name, d := range e.joins {
+	e.joins.deleteFunc(func(name string, d *downstream) bool {
 		switch {
 		case d.state == PrunePending && !d.prunePending.After(now):
-			delete(e.joins, name)
 			t.changed[e.key.Group] = true
 			// A prune echo tells the LAN the prune took effect, so a router whose
 			// override was lost joins again (RFC 7761 4.5.2).
 			if l, ok := t.links[name]; ok && l.Override > 0 {
 				t.queue(RPF{Interface: name, Neighbor: l.Self}, e.key, false)
 			}
+			return true
 		case !d.expiry.IsZero() && !d.expiry.After(now):
-			delete(e.joins, name)
 			t.changed[e.key.Group] = true
+			return true
 		}
-	}
-	for name, d := range e.rptPrunes {
+		return false
+	})
+	e.rptPrunes.deleteFunc(func(_ string, d *downstream) bool {
 		switch {
 		case !d.expiry.IsZero() && !d.expiry.After(now):
-			delete(e.rptPrunes, name)
 			t.changed[e.key.Group] = true
+			return true
 		case d.state == PrunePending && !d.prunePending.After(now):
 			d.state, d.prunePending = Pruned, time.Time{}
 			t.changed[e.key.Group] = true
 		}
-	}
+		return false
+	})
 	if !e.override.IsZero() && !e.override.After(now) {
 		e.override = time.Time{}
 		if e.joined {
@@ -900,18 +890,18 @@ func (e *entry) next() (time.Time, bool) {
 			at = x
 		}
 	}
-	for _, d := range e.joins {
-		consider(d.expiry)
-		consider(d.prunePending)
+	for _, it := range e.joins {
+		consider(it.val.expiry)
+		consider(it.val.prunePending)
 	}
-	for _, d := range e.rptPrunes {
-		consider(d.expiry)
-		consider(d.prunePending)
+	for _, it := range e.rptPrunes {
+		consider(it.val.expiry)
+		consider(it.val.prunePending)
 	}
 	consider(e.override)
 	consider(e.regStop)
-	for _, a := range e.asserts {
-		consider(a.timer)
+	for _, it := range e.asserts {
+		consider(it.val.timer)
 	}
 	return at, !at.IsZero()
 }
@@ -997,23 +987,15 @@ func (t *Tree) Entries(group netip.Addr) []EntryView {
 		if e.register != regNoInfo {
 			v.Register = e.register.String()
 		}
-		for name, d := range e.joins {
-			v.Downstream = append(v.Downstream, DownstreamView{Interface: name, State: d.state, Expires: d.expiry})
+		for _, it := range e.joins {
+			v.Downstream = append(v.Downstream, DownstreamView{Interface: it.name, State: it.val.state, Expires: it.val.expiry})
 		}
-		for name, d := range e.rptPrunes {
-			v.Downstream = append(v.Downstream, DownstreamView{Interface: name, State: d.state, RPT: true, Expires: d.expiry})
+		for _, it := range e.rptPrunes {
+			v.Downstream = append(v.Downstream, DownstreamView{Interface: it.name, State: it.val.state, RPT: true, Expires: it.val.expiry})
 		}
-		slices.SortFunc(v.Downstream, func(a, b DownstreamView) int {
-			if a.Interface < b.Interface {
-				return -1
-			}
-			if a.Interface > b.Interface {
-				return 1
-			}
-			return 0
-		})
-		for name := range e.local {
-			v.Local = append(v.Local, name)
+		slices.SortFunc(v.Downstream, func(a, b DownstreamView) int { return strings.Compare(a.Interface, b.Interface) })
+		for _, it := range e.local {
+			v.Local = append(v.Local, it.name)
 		}
 		slices.Sort(v.Local)
 		out = append(out, v)
@@ -1044,9 +1026,9 @@ func (t *Tree) Forwards(key Key) []string {
 		return nil
 	}
 	var out []string
-	for name, d := range e.joins {
-		if d.state == Joined || d.state == PrunePending {
-			out = append(out, name)
+	for _, it := range e.joins {
+		if it.val.state == Joined || it.val.state == PrunePending {
+			out = append(out, it.name)
 		}
 	}
 	slices.Sort(out)
@@ -1057,7 +1039,7 @@ func (t *Tree) Forwards(key Key) []string {
 // interface: traffic from it that arrives down the shared tree is not sent there.
 func (t *Tree) RPTPruned(key Key, iface string) bool {
 	if e := t.entries[key]; e != nil {
-		if d := e.rptPrunes[iface]; d != nil {
+		if d := e.rptPrunes.at(iface); d != nil {
 			return d.state == Pruned
 		}
 	}
