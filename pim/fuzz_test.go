@@ -1,8 +1,10 @@
 package pim
 
 import (
+	"net/netip"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func FuzzDecode(f *testing.F) {
@@ -42,6 +44,51 @@ func FuzzDecode(f *testing.F) {
 			if !reflect.DeepEqual(again, msg) {
 				t.Fatalf("re-decoded %+v, want %+v", again, msg)
 			}
+		}
+	})
+}
+
+// FuzzTreeJoinPrune feeds whatever decodes as a Join/Prune to a Tree, as the
+// upstream router it names and as a peer on the LAN, then runs its timers: no
+// input may crash it or leave state it cannot account for.
+func FuzzTreeJoinPrune(f *testing.F) {
+	seeds := []*JoinPrune{
+		joinMsg(selfDown, 210, jpGroup(asmGroup, []JPSource{wc(rpAddr)}, []JPSource{rpt(srcAddr)})),
+		joinMsg(selfDown, 0xffff, jpGroup(ssmGroup, []JPSource{sg(srcAddr)}, nil)),
+		joinMsg(upNbr, 1, jpGroup(asmGroup, nil, []JPSource{wc(rpAddr), sg(srcAddr)})),
+	}
+	for _, m := range seeds {
+		f.Add(mustMarshal(f, m), true)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, ours bool) {
+		if len(b) < headerLen {
+			return
+		}
+		msg, err := Decode(withChecksum(b))
+		jp, ok := msg.(*JoinPrune)
+		if err != nil || !ok {
+			return
+		}
+		fx := newTreeFixture(t)
+		fx.tree.SetLink("eth2", Link{Self: selfDown, Override: 3 * time.Second})
+		if ours {
+			jp.UpstreamNeighbor = selfDown
+		}
+		fx.tree.SetLocal(fx.now, Key{Group: asmGroup}, "eth1", true)
+		fx.tree.ReceiveJoinPrune(fx.now, "eth2", jp)
+		fx.tree.ReceiveJoinPrune(fx.now, "eth1", jp)
+		for range 3 {
+			fx.advance(70 * time.Second)
+		}
+		fx.advance(time.Duration(jp.Holdtime) * time.Second)
+		for _, e := range fx.tree.Entries(netip.Addr{}) {
+			if !e.Key.Group.IsMulticast() || (e.Key.Source.IsValid() && e.Key.Source.IsMulticast()) {
+				t.Fatalf("state for %v", e.Key)
+			}
+		}
+		// Every holdtime but "forever" has run out by now.
+		if jp.Holdtime != HoldtimeForever && fx.tree.Len() > 1 {
+			t.Fatalf("%d entries left after every holdtime: %+v", fx.tree.Len(), fx.tree.Entries(netip.Addr{}))
 		}
 	})
 }

@@ -286,6 +286,8 @@ func (t *Tree) receiveDownstream(now time.Time, iface string, link Link, m *Join
 		wcJoin := false
 		for _, s := range g.Joins {
 			switch {
+			case !s.Wildcard && !unicastSource(s.Source):
+				t.acts = append(t.acts, JoinPruneIgnored{Reason: "source"})
 			case s.Wildcard && s.RPT:
 				if !t.rpMatches(group, s.Source.Addr()) {
 					continue
@@ -303,6 +305,8 @@ func (t *Tree) receiveDownstream(now time.Time, iface string, link Link, m *Join
 		keptPrunes := map[netip.Addr]bool{}
 		for _, s := range g.Prunes {
 			switch {
+			case !s.Wildcard && !unicastSource(s.Source):
+				t.acts = append(t.acts, JoinPruneIgnored{Reason: "source"})
 			case s.Wildcard && s.RPT:
 				if t.rpMatches(group, s.Source.Addr()) {
 					t.downstreamPrune(now, Key{Group: group}, iface, link)
@@ -327,6 +331,14 @@ func (t *Tree) receiveDownstream(now time.Time, iface string, link Link, m *Join
 			}
 		}
 	}
+}
+
+// unicastSource reports whether a Join/Prune's source is one host that can send:
+// anything else would only build state towards nowhere.
+func unicastSource(p netip.Prefix) bool {
+	a := p.Addr()
+	return p.Bits() == 32 && a.Is4() && !a.IsMulticast() && !a.IsUnspecified() && !a.IsLoopback() &&
+		a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
 // rpMatches reports whether a (*,G) entry names the RP we map the group to; one
