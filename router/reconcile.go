@@ -71,26 +71,35 @@ func (r *Router) reconcileKeys() {
 		have, had := r.installed[key]
 		switch {
 		case ok && had && want.same(have.iifIndex, have.oifIndex):
-		case ok:
-			if err := r.mrt.AddMFC(want.mfc); err != nil {
-				r.counters.inc("mfc_errors")
-				r.log.Error("install MFC entry", "route", key.String(), "err", err)
-				r.reconcileWanted = true
-				continue
-			}
-			r.counters.inc("mfc_added")
-			r.installed[key] = want
-		case had:
-			if err := r.mrt.DelMFC(key.Source, key.Group); err != nil && !errors.Is(err, unix.ENOENT) {
-				r.counters.inc("mfc_errors")
-				r.log.Error("remove MFC entry", "route", key.String(), "err", err)
-				r.reconcileWanted = true
-				continue
-			}
-			r.counters.inc("mfc_deleted")
-			delete(r.installed, key)
+		case ok && !r.install(key, want), !ok && had && !r.remove(key):
+			r.reconcileWanted = true // a full reconcile finds out what the kernel holds
 		}
 	}
+}
+
+// install puts an entry in the kernel's MFC and records it as installed.
+func (r *Router) install(key sgKey, d desiredEntry) bool {
+	if err := r.mrt.AddMFC(d.mfc); err != nil {
+		r.counters.inc("mfc_errors")
+		r.log.Error("install MFC entry", "route", key.String(), "err", err)
+		return false
+	}
+	r.counters.inc("mfc_added")
+	r.installed[key] = d
+	return true
+}
+
+// remove takes an entry out of the kernel's MFC; one already gone counts as removed.
+func (r *Router) remove(key sgKey) bool {
+	if err := r.mrt.DelMFC(key.Source, key.Group); err != nil && !errors.Is(err, unix.ENOENT) {
+		r.counters.inc("mfc_errors")
+		r.log.Error("remove MFC entry", "route", key.String(), "err", err)
+		return false
+	}
+	r.counters.inc("mfc_deleted")
+	delete(r.installed, key)
+	delete(r.kernelByKey, key)
+	return true
 }
 
 // refreshKernel reads the kernel's MFC for this table.
@@ -134,13 +143,7 @@ func (r *Router) reconcile(why string) {
 			r.counters.inc("mfc_drift")
 			r.log.Warn("kernel MFC drifted; reinstalling", "route", key.String(), "present", ok)
 		}
-		if err := r.mrt.AddMFC(d.mfc); err != nil {
-			r.counters.inc("mfc_errors")
-			r.log.Error("install MFC entry", "route", key.String(), "err", err)
-			continue
-		}
-		r.counters.inc("mfc_added")
-		r.installed[key] = d
+		r.install(key, d)
 	}
 	for key := range r.kernelByKey {
 		if _, ok := want[key]; ok {
@@ -150,12 +153,6 @@ func (r *Router) reconcile(why string) {
 			r.counters.inc("mfc_drift")
 			r.log.Warn("kernel MFC holds an entry nobody wants; removing", "route", key.String())
 		}
-		if err := r.mrt.DelMFC(key.Source, key.Group); err != nil {
-			r.counters.inc("mfc_errors")
-			r.log.Error("remove MFC entry", "route", key.String(), "err", err)
-			continue
-		}
-		r.counters.inc("mfc_deleted")
-		delete(r.kernelByKey, key)
+		r.remove(key)
 	}
 }
