@@ -116,39 +116,42 @@ func New(opts Options) (*Router, error) {
 	if socket == "" {
 		socket = opts.Config.Control.Socket
 	}
+	r := newState(opts.Config, log)
+	r.load, r.version, r.socket = opts.Load, opts.Version, socket
+	r.mrt, r.igmp, r.pimIO = mrt, igmpIO, pimIO
+	return r, nil
+}
+
+// newState makes a router with empty state and no sockets: what New builds on, and
+// what tests of the state alone use.
+func newState(cfg *conf.Config, log *slog.Logger) *Router {
 	r := &Router{
 		log:         log,
-		cfg:         opts.Config,
-		load:        opts.Load,
-		version:     opts.Version,
-		socket:      socket,
+		cfg:         cfg,
 		started:     time.Now(),
-		mrt:         mrt,
-		igmp:        igmpIO,
-		pimIO:       pimIO,
-		pimPackets:  make(chan pimPacket, 1024),
+		rps:         rpSet(cfg),
+		vifs:        mroute.NewVIFTable(),
+		ifaces:      make(map[string]*iface),
+		routes:      make(map[sgKey]*route),
 		byGroup:     make(map[netip.Addr]map[sgKey]*route),
-		rps:         rpSet(opts.Config),
+		counters:    make(counters),
+		kernelByKey: make(map[sgKey]mroute.KernelEntry),
+		installed:   make(map[sgKey]desiredEntry),
+		dirtyKeys:   make(map[sgKey]bool),
 		rpfCache:    make(map[netip.Addr]pim.RPF),
 		dirtyGroups: make(map[netip.Addr]bool),
 		regVIF:      -1,
 		registerers: make(map[sgKey]netip.Addr),
 		sptPending:  make(map[sgKey]time.Time),
-		igmpPackets: make(chan igmpPacket, 1024),
-		vifs:        mroute.NewVIFTable(),
-		ifaces:      make(map[string]*iface),
-		routes:      make(map[sgKey]*route),
-		counters:    make(counters),
-		kernelByKey: make(map[sgKey]mroute.KernelEntry),
-		installed:   make(map[sgKey]desiredEntry),
-		dirtyKeys:   make(map[sgKey]bool),
 		calls:       make(chan func()),
 		upcalls:     make(chan mroute.Upcall, 1024),
+		igmpPackets: make(chan igmpPacket, 1024),
+		pimPackets:  make(chan pimPacket, 1024),
 		netlink:     make(chan netlinkEvent, 256),
 	}
 	r.tree = pim.NewTree(r.treeConfig())
-	r.setStaticRoutes(opts.Config.Static)
-	return r, nil
+	r.setStaticRoutes(cfg.Static)
+	return r
 }
 
 // Run serves until ctx is done, then removes everything it installed. ready is called

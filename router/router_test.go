@@ -11,7 +11,6 @@ import (
 
 	"github.com/mrouterd/mrouterd/conf"
 	"github.com/mrouterd/mrouterd/mroute"
-	"github.com/mrouterd/mrouterd/pim"
 )
 
 // newTestRouter builds a router with no kernel socket, for the parts that only keep
@@ -22,27 +21,7 @@ func newTestRouter(t *testing.T, cfgText string) *Router {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Router{
-		log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-		cfg:         cfg,
-		vifs:        mroute.NewVIFTable(),
-		ifaces:      make(map[string]*iface),
-		routes:      make(map[sgKey]*route),
-		byGroup:     make(map[netip.Addr]map[sgKey]*route),
-		rps:         rpSet(cfg),
-		counters:    make(counters),
-		kernelByKey: make(map[sgKey]mroute.KernelEntry),
-		installed:   make(map[sgKey]desiredEntry),
-		dirtyKeys:   make(map[sgKey]bool),
-		rpfCache:    make(map[netip.Addr]pim.RPF),
-		dirtyGroups: make(map[netip.Addr]bool),
-		regVIF:      -1,
-		registerers: make(map[sgKey]netip.Addr),
-		sptPending:  make(map[sgKey]time.Time),
-	}
-	r.tree = pim.NewTree(r.treeConfig())
-	r.setStaticRoutes(cfg.Static)
-	return r
+	return newState(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // addIface registers an interface with a VIF, as if netlink had reported it.
