@@ -1064,6 +1064,17 @@ func (t *Tree) HasLocal(key Key) bool {
 	return e != nil && len(e.local) > 0
 }
 
+// Sources lists the (S,G) entries of a group.
+func (t *Tree) Sources(group netip.Addr) []Key {
+	var out []Key
+	for _, e := range t.byGroup[group] {
+		if !e.key.Wildcard() {
+			out = append(out, e.key)
+		}
+	}
+	return out
+}
+
 // Len is the number of entries with state.
 func (t *Tree) Len() int { return len(t.entries) }
 

@@ -157,7 +157,8 @@ func (r *Router) handleUpcall(u mroute.Upcall) {
 func (r *Router) memberOIFs(key sgKey, iif string) []string {
 	ssm := r.rps.SSM(key.Group)
 	var out []string
-	for _, ifc := range r.sortedInterfaces() {
+	for _, ifc := range r.ifaces { // routeOIFs sorts
+
 		q := ifc.querier
 		if ifc.name == iif || q == nil || !q.Forward(key.Source, key.Group) {
 			continue
@@ -166,8 +167,7 @@ func (r *Router) memberOIFs(key sgKey, iif string) []string {
 			continue
 		}
 		if g, ok := q.Group(key.Group); ssm && (!ok || g.Mode != igmp.Include) {
-			r.counters.inc("igmp_ssm_asm_join_ignored")
-			continue
+			continue // counted where the membership changed (localKeys)
 		}
 		out = append(out, ifc.name)
 	}

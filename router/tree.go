@@ -49,10 +49,8 @@ func (r *Router) rpf(addr netip.Addr) pim.RPF {
 // neighbour to join through; on a connected subnet there is none, unless addr is
 // itself a PIM neighbour there (an RP next door).
 func (r *Router) lookupRPF(addr netip.Addr) pim.RPF {
-	for _, ifc := range r.ifaces {
-		if ifc.own(addr) {
-			return pim.RPF{} // ourselves: nobody upstream
-		}
+	if r.isOwn(addr) {
+		return pim.RPF{} // ourselves: nobody upstream
 	}
 	// A connected subnet needs no lookup, and has no next hop.
 	for _, ifc := range r.sortedInterfaces() {
@@ -150,7 +148,9 @@ func (r *Router) localKeys(ifc *iface, group netip.Addr) []sgKey {
 	}
 	if g.Mode == igmp.Exclude {
 		if r.rps.SSM(group) {
-			return nil // no shared tree in the SSM range (RFC 4604 2.2.1)
+			// No shared tree in the SSM range (RFC 4604 2.2.1).
+			r.counters.inc("igmp_ssm_asm_join_ignored")
+			return nil
 		}
 		return []sgKey{{Group: group}}
 	}
@@ -237,11 +237,10 @@ func (r *Router) refreshDirty() {
 // (keepalive, registering, SPT bit) and its interfaces anew.
 func (r *Router) refreshGroup(group netip.Addr) {
 	now := time.Now()
-	for _, e := range r.tree.Entries(group) {
-		if e.Key.Wildcard() || r.routes[e.Key] != nil || !r.sourceTree(e.Key) {
-			continue
+	for _, key := range r.tree.Sources(group) {
+		if r.routes[key] == nil && r.sourceTree(key) {
+			r.addRoute(&route{key: key, protocol: protoPIM, created: now})
 		}
-		r.addRoute(&route{key: e.Key, protocol: protoPIM, created: now})
 	}
 	for key, rt := range r.byGroup[group] {
 		if rt.protocol == protoStatic || key.Wildcard() {
@@ -352,7 +351,7 @@ func (r *Router) sharedOIFs(key sgKey, iif string) []string {
 			out = append(out, name)
 		}
 	}
-	for _, ifc := range r.sortedInterfaces() {
+	for _, ifc := range r.ifaces { // routeOIFs sorts
 		if ifc.name != iif && slices.Contains(ifc.local[key.Group], wc) && ifc.querier != nil && ifc.querier.Forward(key.Source, key.Group) {
 			out = append(out, ifc.name)
 		}
