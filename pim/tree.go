@@ -39,6 +39,10 @@ type RPF struct {
 	Neighbor  netip.Addr
 }
 
+// Connected reports whether the address is on a subnet of the interface itself:
+// there is a way there, but nobody to join through.
+func (p RPF) Connected() bool { return p.Interface != "" && !p.Neighbor.IsValid() }
+
 // TreeConfig is what a Tree needs from its owner.
 type TreeConfig struct {
 	JoinPruneInterval time.Duration // t_periodic; 0 means DefaultJoinPruneInterval

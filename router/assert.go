@@ -28,7 +28,7 @@ func (r *Router) assertMetric(key sgKey, ifc *iface, shared bool) pim.AssertMetr
 		addr = rp
 	}
 	s := r.rpf(addr)
-	if s.Interface != "" && !s.Neighbor.IsValid() {
+	if s.Connected() {
 		return m
 	}
 	routes, err := netlink.RouteGet(addr.AsSlice())

@@ -251,8 +251,9 @@ func (r *Router) refreshGroup(group netip.Addr) {
 			r.forgetRoute(key)
 			continue
 		}
-		r.updateSourceState(key, rt, now)
-		iif, shared := r.routeIIF(key, rt)
+		v := r.viewOf(key)
+		r.updateSourceState(key, rt, v, now)
+		iif, shared := r.routeIIF(key, rt, v)
 		oifs := r.routeOIFs(key, iif)
 		proto := protoIGMP
 		if shared || r.tree.Keepalive(key) || r.pimForwards(key) {
@@ -277,16 +278,30 @@ func (r *Router) forgetRoute(key sgKey) {
 	r.treeActions(r.tree.SetSPTBit(now, key, false))
 }
 
+// sourceView is how a route's source and group look from this router.
+type sourceView struct {
+	rpf       pim.RPF // towards the source
+	connected bool    // the source is on one of our subnets
+	rp        netip.Addr
+	asm       bool // the group has an RP
+	rpIsSelf  bool
+}
+
+func (r *Router) viewOf(key sgKey) sourceView {
+	v := sourceView{rpf: r.rpf(key.Source)}
+	v.connected = v.rpf.Connected()
+	v.rp, v.asm = r.rpOf(key.Group)
+	v.rpIsSelf = v.asm && r.isOwn(v.rp)
+	return v
+}
+
 // updateSourceState derives what the source's traffic means for PIM. Traffic that
 // is seen (a learned route) runs the keepalive where this router is on the
 // source's side of things: its first hop, the RP, a router already on the
 // source's tree, or a last hop switching to it. A first-hop DR registers the
 // source to its RP.
-func (r *Router) updateSourceState(key sgKey, rt *route, now time.Time) {
-	s := r.rpf(key.Source)
-	connected := s.Interface != "" && !s.Neighbor.IsValid()
-	rp, asm := r.rpOf(key.Group)
-	rpIsSelf := asm && r.isOwn(rp)
+func (r *Router) updateSourceState(key sgKey, rt *route, v sourceView, now time.Time) {
+	connected, asm, rpIsSelf := v.connected, v.asm, v.rpIsSelf
 	// A last hop with any-source members switches to the source's tree, unless the
 	// source is next door anyway.
 	lastHop := asm && !connected && r.cfg.PIM.SPTSwitchover == "immediate" && r.tree.HasLocal(sgKey{Group: key.Group})
@@ -294,9 +309,9 @@ func (r *Router) updateSourceState(key sgKey, rt *route, now time.Time) {
 	keepalive := rt.learned && ((connected && asm && !rpIsSelf) || (!connected && rpIsSelf) || lastHop || r.tree.SPTBit(key))
 	r.treeActions(r.tree.SetKeepalive(now, key, keepalive))
 
-	src := r.ifaces[s.Interface]
+	src := r.ifaces[v.rpf.Interface]
 	couldRegister := keepalive && connected && asm && !rpIsSelf && src != nil && src.pim != nil && src.pim.IsDR()
-	r.treeActions(r.tree.SetCouldRegister(now, key, rp, couldRegister))
+	r.treeActions(r.tree.SetCouldRegister(now, key, v.rp, couldRegister))
 
 	// Joined towards the source through the very neighbour the shared tree comes
 	// from: the two trees arrive by the same way, so the traffic is on the source's
@@ -322,22 +337,19 @@ func (r *Router) pimForwards(key sgKey) bool {
 // the source's tree delivers (SPT bit), or where no shared tree exists here; and
 // otherwise the shared tree's (shared true): the reverse path to the RP, or the
 // register tunnel on the RP itself. "" when there is no such path.
-func (r *Router) routeIIF(key sgKey, rt *route) (iif string, shared bool) {
-	s := r.rpf(key.Source)
-	connected := s.Interface != "" && !s.Neighbor.IsValid()
-	rp, asm := r.rpOf(key.Group)
+func (r *Router) routeIIF(key sgKey, rt *route, v sourceView) (iif string, shared bool) {
 	switch {
-	case connected, !asm, r.tree.SPTBit(key):
-		return s.Interface, false
-	case rt.spt && !r.tree.Has(sgKey{Group: key.Group}) && !r.isOwn(rp):
-		return s.Interface, false
-	case r.isOwn(rp):
+	case v.connected, !v.asm, r.tree.SPTBit(key):
+		return v.rpf.Interface, false
+	case rt.spt && !r.tree.Has(sgKey{Group: key.Group}) && !v.rpIsSelf:
+		return v.rpf.Interface, false
+	case v.rpIsSelf:
 		if r.regVIF < 0 {
 			return "", true
 		}
 		return r.registerName(), true
 	}
-	return r.rpf(rp).Interface, true
+	return r.rpf(v.rp).Interface, true
 }
 
 // sharedOIFs is where the shared tree takes (S,G): its joined interfaces and local
