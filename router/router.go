@@ -294,7 +294,8 @@ func (r *Router) Reload(ctx context.Context) ([]string, error) {
 	}
 	next, err := r.load()
 	if err != nil {
-		r.counters.inc("reload_failed")
+		// Reload runs on the caller's goroutine: the counters belong to the loop.
+		r.countOutsideLoop(ctx, "reload_failed")
 		return nil, err
 	}
 	var summary []string
