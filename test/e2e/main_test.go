@@ -116,7 +116,7 @@ func startReceiver(t *testing.T, l *lab.Lab, node string, args ...string) *recei
 	return r
 }
 
-// report waits up to grace for the receiver to finish on its own (-count, -duration),
+// report waits up to grace (Scaled) for the receiver to finish on its own (-count, -duration),
 // then stops it, and returns what it counted.
 func (r *receiver) report(t *testing.T, grace time.Duration) mcast.Report {
 	t.Helper()
@@ -125,11 +125,11 @@ func (r *receiver) report(t *testing.T, grace time.Duration) mcast.Report {
 	var err error
 	select {
 	case err = <-done:
-	case <-time.After(grace):
+	case <-time.After(lab.Scaled(grace)):
 		_ = r.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err = <-done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(lab.Scaled(10 * time.Second)):
 			t.Fatal("receiver did not stop")
 		}
 	}

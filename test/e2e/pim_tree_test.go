@@ -207,7 +207,7 @@ func counter(t *testing.T, l *lab.Lab, node, name string) uint64 {
 
 // streamArgs sends group from a node's eth1 at rate until stopped.
 func streamArgs(group string, rate int) []string {
-	return []string{"-group", group, "-port", "5000", "-ifname", "eth1", "-ttl", "8", "-rate", fmt.Sprint(rate)}
+	return []string{"-group", group, "-port", "5000", "-ifname", "eth1", "-ttl", "8", "-rate", fmt.Sprint(lab.Rate(rate))}
 }
 
 // burstArgs sends count datagrams of group at rate.
@@ -230,7 +230,7 @@ func waitRxQuiet(t *testing.T, l *lab.Lab, within time.Duration, node, ifname, w
 	t.Helper()
 	last, lastAt := rxPackets(t, l, node, ifname), time.Now()
 	lab.WaitFor(t, within, fmt.Sprintf("%s: nothing more in on %s (%s)", node, ifname, why), func() (bool, string) {
-		if time.Since(lastAt) < 40*time.Millisecond {
+		if time.Since(lastAt) < lab.Scaled(40*time.Millisecond) {
 			return false, "waiting a few packet intervals"
 		}
 		now := rxPackets(t, l, node, ifname)

@@ -41,7 +41,7 @@ oifs = ["eth2"]
 `
 
 func sendArgs(group string, count int) []string {
-	return []string{"-group", group, "-port", "5000", "-ifname", "eth1", "-ttl", "8", "-rate", "1000", "-count", fmt.Sprint(count)}
+	return []string{"-group", group, "-port", "5000", "-ifname", "eth1", "-ttl", "8", "-rate", fmt.Sprint(lab.Rate(1000)), "-count", fmt.Sprint(count)}
 }
 
 func recvArgs(group string, extra ...string) []string {
@@ -127,7 +127,7 @@ func TestReloadAppliesOnlyTheDifference(t *testing.T) {
 	waitMFC(t, l, "r1", "10.0.1.2", "239.1.1.1", "eth2", "eth3")
 
 	steady := startReceiver(t, l, "rcv1", recvArgs("239.1.1.1")...)
-	stopSteady := startSender(t, l, "src", "-group", "239.1.1.1", "-port", "5000", "-ifname", "eth1", "-ttl", "8", "-rate", "500")
+	stopSteady := startSender(t, l, "src", "-group", "239.1.1.1", "-port", "5000", "-ifname", "eth1", "-ttl", "8", "-rate", fmt.Sprint(lab.Rate(500)))
 	lab.WaitFor(t, 5*time.Second, "steady stream counted", func() (bool, string) {
 		rt, _ := findRoute(routes(t, l, "r1"), "10.0.1.2", "239.1.1.1")
 		return rt.Packets > 100, fmt.Sprint(rt.Packets)

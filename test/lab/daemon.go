@@ -246,7 +246,7 @@ func (l *Lab) StartDaemon(node string, extraArgs ...string) error {
 	}
 	l.logf("%s: mrouterd pid %d", node, d.PID)
 
-	deadline := time.Now().Add(daemonReadyTimeout)
+	deadline := time.Now().Add(Scaled(daemonReadyTimeout))
 	for {
 		if !d.alive() {
 			l.forgetDaemon(node, d)
@@ -261,7 +261,7 @@ func (l *Lab) StartDaemon(node string, extraArgs ...string) error {
 			_ = d.stop(syscall.SIGKILL, daemonStopTimeout)
 			l.forgetDaemon(node, d)
 			return fmt.Errorf("mrouterd on %s did not answer %s within %v (%v); log %s ends:\n%s",
-				node, api.PathStatus, daemonReadyTimeout, err, l.DaemonLogPath(node), tail(l.DaemonLog(node), 20))
+				node, api.PathStatus, Scaled(daemonReadyTimeout), err, l.DaemonLogPath(node), tail(l.DaemonLog(node), 20))
 		}
 		time.Sleep(pollInterval)
 	}

@@ -1,6 +1,8 @@
 package lab
 
 import (
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,10 +69,36 @@ func (w testLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// WaitFor polls cond every 50ms until it holds, failing t after timeout with what and
-// the detail cond returned last.
+// TimeScale is how many times slower than a host the lab runs: MROUTERD_LAB_TIME_SCALE
+// when set, 10 in a VM whose CPU is emulated (vmtest sets VMTEST_ACCEL=tcg there), and
+// 1 elsewhere.
+func TimeScale() float64 {
+	if v, err := strconv.ParseFloat(os.Getenv(TimeScaleEnv), 64); err == nil && v >= 1 {
+		return v
+	}
+	if os.Getenv("VMTEST_ACCEL") == "tcg" {
+		return 10
+	}
+	return 1
+}
+
+// TimeScaleEnv names the variable that overrides TimeScale.
+const TimeScaleEnv = "MROUTERD_LAB_TIME_SCALE"
+
+// Scaled stretches a deadline by TimeScale. A deadline only bounds a wait that polls,
+// so a longer one costs nothing where things are fast.
+func Scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * TimeScale()) }
+
+// Rate slows a packet rate by TimeScale, so that a stream's packets come as far apart
+// in the machine's work as on a host: at 1,000 pps, a control plane that is ten times
+// slower would lose ten times the packets while it sets a route up.
+func Rate(pps int) int { return max(1, int(float64(pps)/TimeScale())) }
+
+// WaitFor polls cond every 50ms until it holds, failing t after timeout (Scaled) with
+// what and the detail cond returned last.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
+	timeout = Scaled(timeout)
 	deadline := time.Now().Add(timeout)
 	for {
 		ok, detail := cond()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,7 +60,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	for i, m := range lab {
 		lab[i] = filepath.Join(cfg.Kernel.ModulesDir(), m)
 	}
-	if err := writeJob(dir, job{Args: cfg.Args, Env: cfg.Env, Dir: cfg.Dir, Timeout: cfg.Timeout, KernelRoot: cfg.Kernel.Root, Modules: lab, Keep: keptDirs(cfg.Dir, cfg.Args)}); err != nil {
+	if err := writeJob(dir, job{Args: cfg.Args, Env: append(slices.Clip(cfg.Env), "VMTEST_ACCEL="+cfg.Accel), Dir: cfg.Dir, Timeout: cfg.Timeout, KernelRoot: cfg.Kernel.Root, Modules: lab, Keep: keptDirs(cfg.Dir, cfg.Args)}); err != nil {
 		return ExitVMError, err
 	}
 	self, err := os.Executable()

@@ -8,7 +8,8 @@
 // command ran past --timeout, 125 when the VM itself failed. The guest gets a fresh
 // /dev, /proc, /sys, /tmp and /run, so the command and its files must live elsewhere
 // (for go test -exec, set GOTMPDIR outside /tmp). Kernels are fetched with apt and
-// kept in $VMTEST_CACHE (default ~/.cache/mrouterd/vmtest).
+// kept in $VMTEST_CACHE (default ~/.cache/mrouterd/vmtest). The command finds
+// VMTEST_ACCEL (kvm or tcg) in its environment, to know how slow its machine is.
 package main
 
 import (
