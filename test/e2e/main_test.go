@@ -116,6 +116,14 @@ func startReceiver(t *testing.T, l *lab.Lab, node string, args ...string) *recei
 	return r
 }
 
+// holdMembership keeps node a member of group until the test ends, on a port that
+// nothing is sent to, so that checks made after a counting receiver has left still
+// see the tree that served it.
+func holdMembership(t *testing.T, l *lab.Lab, node, group string) {
+	t.Helper()
+	startReceiver(t, l, node, "-group", group, "-port", "5001", "-ifname", "eth1")
+}
+
 // report waits up to grace (Scaled) for the receiver to finish on its own (-count, -duration),
 // then stops it, and returns what it counted.
 func (r *receiver) report(t *testing.T, grace time.Duration) mcast.Report {

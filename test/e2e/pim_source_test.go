@@ -92,6 +92,7 @@ func sourceChain(t *testing.T, configs map[string]string) *lab.Lab {
 func joinThenBurst(t *testing.T, l *lab.Lab, group string, count int, joined func()) (rep mcast.Report, csumErrors uint64) {
 	t.Helper()
 	before := udpInCsumErrors(t, l, "rcv")
+	holdMembership(t, l, "rcv", group)
 	r := startReceiver(t, l, "rcv", recvArgs(group, "-count", fmt.Sprint(count))...)
 	joined()
 	send(t, l, "src", burstArgs(group, 1000, count)...)
@@ -156,13 +157,13 @@ func lostAfterFirst(rep mcast.Report) uint64 {
 }
 
 // checkWholeBurst fails t unless a receiver that joined before the burst got each of
-// its count packets exactly once: seq 0 to count-1, none missing, no duplicate (the
-// first two may swap places while the RP resolves the route).
+// its count packets exactly once: seq 0 to count-1, none missing (but lab.SwitchLoss),
+// no duplicate (the first two may swap places while the RP resolves the route).
 func checkWholeBurst(t *testing.T, rep mcast.Report, count uint64) {
 	t.Helper()
 	t.Logf("rcv: %d of %d, first arrival seq %d, %d lost, %d duplicates, %d reordered, largest gap %.1f ms",
 		rep.Unique, count, rep.FirstSeq, rep.Lost, rep.Duplicates, rep.Reordered, rep.MaxGapMs)
-	if rep.Unique != count || rep.Lost != 0 || rep.Duplicates != 0 {
+	if rep.Unique+lab.SwitchLoss() < count || rep.Lost > lab.SwitchLoss() || rep.Duplicates != 0 {
 		t.Errorf("rcv: %+v; want all %d packets from seq 0, none lost, no duplicates", rep.Stats, count)
 	}
 }
@@ -238,19 +239,20 @@ func TestPIMSourceFirst(t *testing.T) {
 		t.Errorf("r2 forwards toward r3 before anyone joined: %s", detail)
 	}
 
+	holdMembership(t, l, "rcv", group)
 	r := startReceiver(t, l, "rcv", recvArgs(group, "-count", fmt.Sprint(count))...)
 	rep := r.report(t, 6*time.Second)
 	lost := lostAfterFirst(rep)
 	t.Logf("rcv: first packet %.1f ms after the join; then %d packets (seq %d to %d), %d lost, %d duplicates, largest gap %.1f ms",
 		rep.FirstPacketMs, rep.Unique, rep.FirstSeq, rep.LastSeq, lost, rep.Duplicates, rep.MaxGapMs)
-	if rep.Unique != count || lost != 0 || rep.Duplicates != 0 {
+	if rep.Unique != count || lost > lab.SwitchLoss() || rep.Duplicates != 0 {
 		t.Errorf("rcv: %+v; want %d packets, none missing after the first, no duplicates", rep.Stats, count)
 	}
 	if rep.FirstPacketMs > 2000 {
 		t.Errorf("first packet %.0f ms after the join; want the joins to go upstream at once (< 2 s)", rep.FirstPacketMs)
 	}
-	if rep.MaxGapMs > 100 {
-		t.Errorf("the stream stalled for %.0f ms once flowing; want < 100 ms at 1000 pps", rep.MaxGapMs)
+	if maxGap := lab.Scaled(100 * time.Millisecond); rep.MaxGapMs > float64(maxGap.Milliseconds()) {
+		t.Errorf("the stream stalled for %.0f ms once flowing; want < %v at %d pps", rep.MaxGapMs, maxGap, lab.Rate(1000))
 	}
 	waitPIMRoute(t, l, 2*time.Second, "r2", chainSource, group, pimRoute{"eth1", []string{"eth2"}, "SPT"})
 	waitMFCPath(t, l, 2*time.Second, "r1", chainSource, group, "eth1", "eth2")
@@ -402,7 +404,6 @@ func TestPIMSourceKeepaliveExpires(t *testing.T) {
 	const group, count = "239.1.1.3", 500
 	rep, _ := joinThenBurst(t, l, group, count, rpJoined(t, l, group))
 	checkWholeBurst(t, rep, count)
-	startReceiver(t, l, "rcv", recvArgs(group)...) // stays joined
 	stopped := time.Now()
 	for _, node := range []string{"r1", "r2", "r3"} {
 		lab.WaitFor(t, 5*time.Second, node+": the quiet source's state gone", func() (bool, string) {
