@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/mrouterd/mrouterd/pim"
@@ -27,22 +26,21 @@ func (r *Router) assertMetric(key sgKey, ifc *iface, shared bool) pim.AssertMetr
 		rp, _ := r.rpOf(key.Group)
 		addr = rp
 	}
-	s := r.rpf(addr)
-	if s.Connected() {
+	if r.rpf(addr).Connected() {
 		return m
 	}
-	routes, err := netlink.RouteGet(addr.AsSlice())
-	if err != nil || len(routes) == 0 {
+	rt, ok := r.fibRoute(addr)
+	if !ok {
 		m.Preference, m.Metric = 0x7fffffff, 0xffffffff // no route: anyone beats us
 		return m
 	}
-	switch routes[0].Protocol {
+	switch rt.protocol {
 	case unix.RTPROT_BOOT, unix.RTPROT_STATIC, unix.RTPROT_KERNEL:
 		m.Preference = 1
 	default:
 		m.Preference = 110
 	}
-	m.Metric = uint32(routes[0].Priority)
+	m.Metric = rt.priority
 	return m
 }
 

@@ -103,7 +103,7 @@ func (r *Router) handler() http.Handler {
 	view(api.PathIGMPGroups, func() (any, error) { return r.igmpGroupsView(), nil })
 	view(api.PathPIMNeighbors, func() (any, error) { return r.pimNeighborsView(), nil })
 	view(api.PathPIMRP, func() (any, error) { return r.rpView(), nil })
-	view(api.PathPIMJoins, func() (any, error) { return r.joinsView(time.Now()), nil })
+	view(api.PathPIMJoins, func() (any, error) { return r.joinsView(r.now()), nil })
 	mux.HandleFunc("POST "+api.PathReload, func(w http.ResponseWriter, req *http.Request) {
 		summary, err := r.Reload(req.Context())
 		if err != nil {
@@ -147,12 +147,12 @@ func (r *Router) routesView() (api.Routes, error) {
 	if !r.refreshKernel() {
 		return api.Routes{}, errors.New("read the kernel MFC for counters failed (see the daemon's log)")
 	}
-	now := time.Now()
+	now := r.now()
 	out := api.Routes{Routes: make([]api.Route, 0, len(r.routes))}
 	for key, rt := range r.routes {
 		v := api.Route{
 			Source: "*", Group: key.Group.String(), IIF: rt.iif, OIFs: nonNil(slices.Clone(rt.oifs)),
-			Protocol: rt.protocol, Flags: r.routeFlags(rt),
+			Protocol: rt.origin.String(), Flags: r.routeFlags(rt),
 			UptimeS:  int64(now.Sub(rt.created).Seconds()),
 			ExpiresS: int64(r.expiresIn(rt, now).Seconds()),
 		}
@@ -180,7 +180,7 @@ func (r *Router) sharedTreeViews(now time.Time) []api.Route {
 		if !e.Key.Wildcard() || r.routes[e.Key] != nil {
 			continue
 		}
-		v := api.Route{Source: "*", Group: e.Key.Group.String(), OIFs: []string{}, Protocol: protoPIM,
+		v := api.Route{Source: "*", Group: e.Key.Group.String(), OIFs: []string{}, Protocol: originPIM.String(),
 			Flags: []string{"WC"}, UptimeS: int64(now.Sub(e.Created).Seconds())}
 		if rp, ok := r.rpOf(e.Key.Group); ok {
 			v.IIF = r.rpf(rp).Interface
@@ -214,7 +214,7 @@ func (r *Router) routeFlags(rt *route) []string {
 	switch {
 	case rt.shared:
 		flags = append(flags, "RPT")
-	case rt.protocol == protoPIM:
+	case rt.origin == originPIM:
 		flags = append(flags, "SPT")
 	}
 	if _, ok := r.tree.Upstream(rt.key); ok {
@@ -233,7 +233,7 @@ func (r *Router) routeFlags(rt *route) []string {
 // mfcView reads the kernel's MFC; a failed read is an error for the client, never an
 // empty table that looks like the truth.
 func (r *Router) mfcView() (api.MFC, error) {
-	entries, err := mroute.Dump(r.cfg.Router.Table)
+	entries, err := r.mrt.Dump()
 	if err != nil {
 		r.counters.inc("mfc_dump_errors")
 		return api.MFC{}, fmt.Errorf("read the kernel MFC: %w", err)
@@ -281,7 +281,7 @@ func (r *Router) interfacesView() api.Interfaces {
 				Version: r.cfg.IGMP.Version, Querier: q.IsQuerier(), QuerierAddress: addrOrDash(q.QuerierAddress()),
 				QueryIntervalS: r.cfg.IGMP.QueryInterval.Seconds(), Groups: len(q.Groups()),
 			}
-			v.IGMPState.OtherQuerierExpires = secondsUntil(q.OtherQuerierExpires(), time.Now())
+			v.IGMPState.OtherQuerierExpires = secondsUntil(q.OtherQuerierExpires(), r.now())
 		}
 		if p := ifc.pim; p != nil {
 			v.PIMState = &api.PIMInterface{
@@ -310,7 +310,7 @@ func (r *Router) interfacesView() api.Interfaces {
 
 func (r *Router) igmpGroupsView() api.IGMPGroups {
 	out := api.IGMPGroups{Groups: []api.IGMPGroup{}}
-	now := time.Now()
+	now := r.now()
 	for _, ifc := range r.sortedInterfaces() {
 		if ifc.querier == nil {
 			continue
@@ -335,7 +335,7 @@ func (r *Router) igmpGroupsView() api.IGMPGroups {
 
 func (r *Router) pimNeighborsView() api.PIMNeighbors {
 	out := api.PIMNeighbors{Neighbors: []api.PIMNeighbor{}}
-	now := time.Now()
+	now := r.now()
 	for _, ifc := range r.sortedInterfaces() {
 		if ifc.pim == nil {
 			continue
@@ -425,7 +425,7 @@ func (r *Router) statusView() api.Status {
 		}
 	}
 	return api.Status{
-		Version: r.version, UptimeS: int64(time.Since(r.started).Seconds()),
+		Version: r.version, UptimeS: int64(r.now().Sub(r.started).Seconds()),
 		ConfigFile: r.cfg.File, Table: r.cfg.Router.Table,
 		VIFs: r.vifs.Used(), MaxVIFs: mroute.MaxVIFs, Routes: installed,
 		Counters: cs, Warnings: nonNil(r.warnings()),

@@ -206,7 +206,7 @@ func (r *Router) syncInterfaces() error {
 	for _, ifc := range r.ifaces {
 		ifc.addresses = byIndex[ifc.index]
 		sortPrefixes(ifc.addresses)
-		r.updateProtocols(ifc, time.Now())
+		r.updateProtocols(ifc, r.now())
 	}
 	return nil
 }
@@ -242,7 +242,7 @@ func (r *Router) linkGone(index int) {
 
 func (r *Router) removeInterface(ifc *iface) {
 	r.releaseVIF(ifc)
-	r.updateProtocols(ifc, time.Now())
+	r.updateProtocols(ifc, r.now())
 	delete(r.ifaces, ifc.name)
 }
 
@@ -257,7 +257,7 @@ func (r *Router) addrChanged(index int, ipnet net.IPNet, added bool) {
 		ifc.addresses = append(ifc.addresses, p)
 		sortPrefixes(ifc.addresses)
 	}
-	r.updateProtocols(ifc, time.Now())
+	r.updateProtocols(ifc, r.now())
 }
 
 func (r *Router) byIndex(index int) *iface {
@@ -301,7 +301,7 @@ func (r *Router) updateVIF(ifc *iface) {
 	case !want && ifc.hasVIF():
 		r.releaseVIF(ifc)
 	}
-	r.updateProtocols(ifc, time.Now())
+	r.updateProtocols(ifc, r.now())
 }
 
 func (r *Router) addVIF(ifc *iface) {

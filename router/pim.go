@@ -120,7 +120,7 @@ func (r *Router) pimActions(ifc *iface, actions []pim.Action) {
 			r.log.Info("PIM neighbor up", "interface", ifc.name, "neighbor", a.Address)
 			r.neighborsChanged(ifc)
 			// A new neighbour may be the upstream of joins already made: tell it soon.
-			r.treeActions(r.tree.NeighborRestarted(time.Now(), ifc.name, a.Address))
+			r.treeActions(r.tree.NeighborRestarted(r.now(), ifc.name, a.Address))
 		case pim.NeighborDown:
 			r.counters.inc("pim_neighbors_down")
 			r.log.Info("PIM neighbor down", "interface", ifc.name, "neighbor", a.Address)
@@ -128,11 +128,11 @@ func (r *Router) pimActions(ifc *iface, actions []pim.Action) {
 		case pim.NeighborRestarted:
 			r.counters.inc("pim_neighbors_restarted")
 			r.log.Info("PIM neighbor restarted", "interface", ifc.name, "neighbor", a.Address)
-			r.treeActions(r.tree.NeighborRestarted(time.Now(), ifc.name, a.Address))
+			r.treeActions(r.tree.NeighborRestarted(r.now(), ifc.name, a.Address))
 		case pim.DRChanged:
 			r.log.Info("PIM DR", "interface", ifc.name, "dr", a.DR, "self", a.IsSelf)
 			if ifc.pim != nil {
-				r.syncAllLocal(ifc, time.Now())
+				r.syncAllLocal(ifc, r.now())
 			}
 		}
 	}

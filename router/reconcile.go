@@ -104,7 +104,7 @@ func (r *Router) remove(key sgKey) bool {
 
 // refreshKernel reads the kernel's MFC for this table.
 func (r *Router) refreshKernel() bool {
-	entries, err := mroute.Dump(r.cfg.Router.Table)
+	entries, err := r.mrt.Dump()
 	if err != nil {
 		r.counters.inc("mfc_dump_errors")
 		r.log.Error("read kernel MFC", "err", err)

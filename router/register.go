@@ -192,7 +192,7 @@ func (r *Router) handleRegister(now time.Time, from netip.Addr, m *pim.Register)
 	if rt == nil && !m.Null && r.regVIF >= 0 {
 		// The kernel forwards what it decapsulates only once the route exists; with
 		// register-accept set, it waits for this check.
-		rt = &route{key: key, protocol: protoPIM, learned: true, created: now}
+		rt = &route{key: key, origin: originPIM, learned: true, created: now}
 		r.addRoute(rt)
 		r.dirtyGroups[key.Group] = true
 	}
@@ -252,7 +252,7 @@ func (r *Router) handleWrongVIF(u mroute.Upcall, now time.Time) {
 	key := sgKey{Source: u.Source, Group: u.Group}
 	in := r.byVIF(u.VIF)
 	rt := r.routes[key]
-	if in == nil || rt == nil || rt.protocol == protoStatic {
+	if in == nil || rt == nil || rt.origin == originStatic {
 		r.counters.inc("wrongvif_ignored")
 		return
 	}

@@ -37,10 +37,13 @@ type Router struct {
 	version string
 	socket  string
 	started time.Time
+	// clock is where the loop reads the time: the wall clock, or a test's.
+	clock func() time.Time
 
-	mrt     *mroute.Socket
-	igmp    *igmpIO
-	pimIO   *pimIO
+	mrt     mrtTable
+	fib     fib
+	igmp    igmpConn
+	pimIO   pimConn
 	vifs    *mroute.VIFTable
 	ifaces  map[string]*iface               // by name
 	routes  map[sgKey]*route                // static and learned entries, (*,G) templates included
@@ -49,7 +52,7 @@ type Router struct {
 	tree    *pim.Tree // PIM join/prune state
 	// rpfCache holds reverse-path lookups until the next unicast route change, which
 	// sets rpfStale.
-	rpfCache map[netip.Addr]pim.RPF
+	rpfCache map[netip.Addr]*reversePath
 	rpfStale bool
 	// dirtyGroups are groups whose routes must be recomputed before the next reconcile.
 	dirtyGroups map[netip.Addr]bool
@@ -118,7 +121,7 @@ func New(opts Options) (*Router, error) {
 	}
 	r := newState(opts.Config, log)
 	r.load, r.version, r.socket = opts.Load, opts.Version, socket
-	r.mrt, r.igmp, r.pimIO = mrt, igmpIO, pimIO
+	r.mrt, r.igmp, r.pimIO = kernelMRT{mrt}, igmpIO, pimIO
 	return r, nil
 }
 
@@ -128,7 +131,8 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 	r := &Router{
 		log:         log,
 		cfg:         cfg,
-		started:     time.Now(),
+		clock:       time.Now, // the loop's one clock source
+		fib:         netlinkFIB{},
 		rps:         rpSet(cfg),
 		vifs:        mroute.NewVIFTable(),
 		ifaces:      make(map[string]*iface),
@@ -138,7 +142,7 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		kernelByKey: make(map[sgKey]mroute.KernelEntry),
 		installed:   make(map[sgKey]desiredEntry),
 		dirtyKeys:   make(map[sgKey]bool),
-		rpfCache:    make(map[netip.Addr]pim.RPF),
+		rpfCache:    make(map[netip.Addr]*reversePath),
 		dirtyGroups: make(map[netip.Addr]bool),
 		regVIF:      -1,
 		registerers: make(map[sgKey]netip.Addr),
@@ -149,6 +153,7 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		pimPackets:  make(chan pimPacket, 1024),
 		netlink:     make(chan netlinkEvent, 256),
 	}
+	r.started = r.now()
 	r.tree = pim.NewTree(r.treeConfig())
 	r.setStaticRoutes(cfg.Static)
 	return r
@@ -200,7 +205,7 @@ func (r *Router) loop(ctx context.Context) error {
 	var protoDeadline time.Time
 	for {
 		if r.rpfStale {
-			r.rerunRPF(time.Now())
+			r.rerunRPF(r.now())
 		}
 		r.refreshDirty()
 		if r.reconcileWanted {
@@ -212,9 +217,9 @@ func (r *Router) loop(ctx context.Context) error {
 		// changes leaves in a few full packets; with nothing queued they go at once.
 		if r.tree.Pending() {
 			if r.joinsHeld.IsZero() {
-				r.joinsHeld = time.Now()
+				r.joinsHeld = r.now()
 			}
-			if r.queued() == 0 || time.Since(r.joinsHeld) >= maxJoinHold {
+			if r.queued() == 0 || r.now().Sub(r.joinsHeld) >= maxJoinHold {
 				r.joinsHeld = time.Time{}
 				r.treeActions(r.tree.Flush())
 			}
@@ -223,7 +228,7 @@ func (r *Router) loop(ctx context.Context) error {
 		// deadline of any of them.
 		if next, ok := r.nextProtocolDeadline(); ok && !next.Equal(protoDeadline) {
 			protoDeadline = next
-			protoTimer.Reset(time.Until(next))
+			protoTimer.Reset(next.Sub(r.now()))
 		}
 		select {
 		case <-ctx.Done():
@@ -235,21 +240,24 @@ func (r *Router) loop(ctx context.Context) error {
 		case ev := <-r.netlink:
 			r.handleNetlink(ev)
 		case p := <-r.igmpPackets:
-			r.handleIGMP(p.data, p.ifindex, time.Now())
+			r.handleIGMP(p.data, p.ifindex, r.now())
 		case p := <-r.pimPackets:
-			r.handlePIM(p, time.Now())
+			r.handlePIM(p, r.now())
 		case <-protoTimer.C:
 			protoDeadline = time.Time{}
-			r.advanceProtocols(time.Now())
+			r.advanceProtocols(r.now())
 		case <-resync.C:
 			r.reconcile("periodic")
 			resync.Reset(r.cfg.Router.ResyncInterval)
 		case <-sweep.C:
-			r.expireIdle(time.Now())
+			r.expireIdle(r.now())
 			sweep.Reset(r.sweepInterval())
 		}
 	}
 }
+
+// now is the loop's clock.
+func (r *Router) now() time.Time { return r.clock() }
 
 // maxJoinHold bounds how long Join/Prunes wait for a burst of events to end.
 const maxJoinHold = 20 * time.Millisecond
@@ -328,7 +336,7 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 	}
 	r.setStaticRoutes(next.Static)
 	r.updateRegisterVIF()
-	now := time.Now()
+	now := r.now()
 	for _, ifc := range r.sortedInterfaces() {
 		if ifc.querier != nil {
 			r.igmpActions(ifc, ifc.querier.SetConfig(r.igmpConfig(), now))
@@ -345,7 +353,7 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 // shutdown removes every VIF and MFC entry this daemon installed and releases the
 // table, so a stopped daemon leaves nothing forwarding behind.
 func (r *Router) shutdown() {
-	now := time.Now()
+	now := r.now()
 	for _, ifc := range r.ifaces {
 		if ifc.querier != nil {
 			r.igmp.leave(ifc.index)

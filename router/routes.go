@@ -9,29 +9,42 @@ import (
 	"github.com/mrouterd/mrouterd/mroute"
 )
 
-// Route origins, as shown in the protocol column.
+// origin is what made a route: the config, IGMP membership alone, or PIM.
+type origin uint8
+
 const (
-	protoStatic = "static"
-	protoIGMP   = "igmp"
-	protoPIM    = "pim"
+	originStatic origin = iota
+	originIGMP
+	originPIM
 )
+
+// String is the origin as the protocol column and the control API show it.
+func (o origin) String() string {
+	switch o {
+	case originStatic:
+		return "static"
+	case originIGMP:
+		return "igmp"
+	}
+	return "pim"
+}
 
 // route is one entry of the routing table. A static route with a source is installed
 // as it is; one without a source is a (*,G) template whose (S,G) instances are learned
 // from NOCACHE upcalls. Every other route is dynamic: its interfaces follow IGMP, the
 // PIM Tree and the reverse paths (refreshGroup). It exists while PIM holds (S,G) join
-// state (spt) or, learned from traffic, until it goes idle.
+// state (joinState) or, learned from traffic, until it goes idle.
 type route struct {
-	key      sgKey
-	iif      string
-	oifs     []string
-	protocol string
-	template bool   // a (*,G) template: never installed itself
-	from     *sgKey // for an instance of a template: the template
-	learned  bool   // created by traffic; removed when idle
-	spt      bool   // PIM (S,G) join state: forwarded along the source's tree
-	shared   bool   // accepted from the RP's direction: on the shared tree
-	created  time.Time
+	key       sgKey
+	iif       string
+	oifs      []string
+	origin    origin
+	template  bool   // a (*,G) template: never installed itself
+	from      *sgKey // for an instance of a template: the template
+	learned   bool   // created by traffic; removed when idle
+	joinState bool   // PIM (S,G) join state, downstream or local: forwarded along the source's tree
+	shared    bool   // accepted from the RP's direction: on the shared tree
+	created   time.Time
 
 	// Idle tracking for learned entries, from the kernel's packet counter.
 	lastPackets uint64
@@ -67,13 +80,13 @@ func (r *Router) deleteRoute(key sgKey) {
 // did not change keep their identity (and so their uptime); learned instances of a
 // template that changed or went away go with it.
 func (r *Router) setStaticRoutes(static []conf.Static) {
-	now := time.Now()
+	now := r.now()
 	want := make(map[sgKey]conf.Static, len(static))
 	for _, s := range static {
 		want[sgKey{Source: s.Source, Group: s.Group}] = s
 	}
 	for key, rt := range r.routes {
-		if rt.protocol != protoStatic {
+		if rt.origin != originStatic {
 			continue
 		}
 		def := key
@@ -86,12 +99,12 @@ func (r *Router) setStaticRoutes(static []conf.Static) {
 		}
 	}
 	for key, s := range want {
-		if rt, ok := r.routes[key]; ok && rt.protocol == protoStatic {
+		if rt, ok := r.routes[key]; ok && rt.origin == originStatic {
 			continue
 		}
 		// A static route takes the place of one learned from membership.
 		r.addRoute(&route{
-			key: key, iif: s.IIF, oifs: slices.Clone(s.OIFs), protocol: protoStatic,
+			key: key, iif: s.IIF, oifs: slices.Clone(s.OIFs), origin: originStatic,
 			template: !s.Source.IsValid(), created: now,
 		})
 	}
@@ -105,7 +118,7 @@ func (r *Router) handleUpcall(u mroute.Upcall) {
 		r.sendRegister(u)
 		return
 	case mroute.WrongVIF:
-		r.handleWrongVIF(u, time.Now())
+		r.handleWrongVIF(u, r.now())
 		return
 	case mroute.NoCache:
 	default:
@@ -122,10 +135,10 @@ func (r *Router) handleUpcall(u mroute.Upcall) {
 		r.reconcileWanted = true
 		return
 	}
-	now := time.Now()
+	now := r.now()
 	if tmpl := r.routes[sgKey{Group: u.Group}]; tmpl != nil && tmpl.template && tmpl.iif == in.name {
 		r.addRoute(&route{
-			key: key, iif: tmpl.iif, oifs: tmpl.oifs, protocol: tmpl.protocol,
+			key: key, iif: tmpl.iif, oifs: tmpl.oifs, origin: tmpl.origin,
 			from: &tmpl.key, learned: true, created: now, lastActive: now,
 		})
 		r.counters.inc("routes_learned")
@@ -141,7 +154,7 @@ func (r *Router) handleUpcall(u mroute.Upcall) {
 		// A local source, or a group with PIM state: forward to wherever members and
 		// joins want it. The entry is installed even with nowhere to go yet, so the
 		// kernel stops asking until that changes.
-		r.addRoute(&route{key: key, protocol: protoIGMP, learned: true, created: now, lastActive: now})
+		r.addRoute(&route{key: key, origin: originIGMP, learned: true, created: now, lastActive: now})
 		r.refreshGroup(u.Group)
 		r.counters.inc("routes_learned")
 		r.log.Debug("route learned", "route", key.String(), "iif", r.routes[key].iif)
@@ -208,12 +221,12 @@ func (r *Router) expireLearned(now time.Time) {
 		}
 		r.counters.inc("routes_expired")
 		r.log.Info("route expired", "route", key.String(), "idle", timeout)
-		if rt.spt {
+		if rt.joinState {
 			rt.learned = false // PIM join state keeps it
 			r.dirtyGroups[key.Group] = true
 			continue
 		}
-		if rt.protocol == protoStatic {
+		if rt.origin == originStatic {
 			r.deleteRoute(key)
 		} else {
 			r.forgetRoute(key)

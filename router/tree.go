@@ -6,9 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
 	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/pim"
 )
@@ -34,52 +31,81 @@ func (r *Router) rpOf(group netip.Addr) (netip.Addr, bool) {
 	return m.RP, ok
 }
 
-// rpf is the reverse path to an address, from a cache that every unicast route
-// change empties.
-func (r *Router) rpf(addr netip.Addr) pim.RPF {
+// rpf is the reverse path to an address.
+func (r *Router) rpf(addr netip.Addr) pim.RPF { return r.path(addr).rpf }
+
+// reversePath is what the router knows of the way to an address: the RPF, and the
+// unicast route behind it, which an assert compares.
+type reversePath struct {
+	rpf    pim.RPF
+	asked  bool // the FIB was asked for the route
+	routed bool // and had one
+	route  fibRoute
+}
+
+// path is the way to an address, from a cache that every unicast route change
+// covering the address empties.
+func (r *Router) path(addr netip.Addr) *reversePath {
 	if p, ok := r.rpfCache[addr]; ok {
 		return p
 	}
-	p := r.lookupRPF(addr)
+	p := r.lookupPath(addr)
 	r.rpfCache[addr] = p
 	return p
 }
 
-// lookupRPF asks the kernel's FIB for the route to addr. The next hop is the
-// neighbour to join through; on a connected subnet there is none, unless addr is
-// itself a PIM neighbour there (an RP next door).
-func (r *Router) lookupRPF(addr netip.Addr) pim.RPF {
+// fibRoute is the kernel's route to addr, asked once per cached path: the one
+// place the FIB is asked.
+func (r *Router) fibRoute(addr netip.Addr) (fibRoute, bool) {
+	p := r.path(addr)
+	r.askFIB(p, addr)
+	return p.route, p.routed
+}
+
+func (r *Router) askFIB(p *reversePath, addr netip.Addr) {
+	if p.asked {
+		return
+	}
+	rt, err := r.fib.Route(addr)
+	p.asked, p.routed, p.route = true, err == nil, rt
+}
+
+// lookupPath finds the reverse path to addr. The next hop is the neighbour to join
+// through; on a connected subnet there is none, unless addr is itself a PIM
+// neighbour there (an RP next door).
+func (r *Router) lookupPath(addr netip.Addr) *reversePath {
+	p := &reversePath{}
 	if r.isOwn(addr) {
-		return pim.RPF{} // ourselves: nobody upstream
+		return p // ourselves: nobody upstream
 	}
 	// A connected subnet needs no lookup, and has no next hop.
 	for _, ifc := range r.sortedInterfaces() {
 		if ifc.connected(addr) {
 			nbr, _ := pimNeighbor(ifc, addr)
-			return pim.RPF{Interface: ifc.name, Neighbor: nbr}
+			p.rpf = pim.RPF{Interface: ifc.name, Neighbor: nbr}
+			return p
 		}
 	}
-	routes, err := netlink.RouteGet(addr.AsSlice())
-	if err != nil || len(routes) == 0 {
+	r.askFIB(p, addr)
+	if !p.routed {
 		r.counters.inc("rpf_unreachable")
-		return pim.RPF{}
+		return p
 	}
-	rt := routes[0]
-	ifc := r.byIndex(rt.LinkIndex)
-	if ifc == nil || rt.Type == unix.RTN_LOCAL {
-		return pim.RPF{}
+	ifc := r.byIndex(p.route.ifindex)
+	if ifc == nil || p.route.local {
+		return p
 	}
 	next := addr
-	if gw, ok := netip.AddrFromSlice(rt.Gw.To4()); ok && rt.Gw != nil {
-		next = gw
+	if p.route.gateway.IsValid() {
+		next = p.route.gateway
 	}
-	p := pim.RPF{Interface: ifc.name}
+	p.rpf.Interface = ifc.name
 	if nbr, ok := pimNeighbor(ifc, next); ok {
-		p.Neighbor = nbr
+		p.rpf.Neighbor = nbr
 	} else if next != addr {
 		// A next hop we have not heard a hello from yet: join it all the same, so the
 		// tree forms as soon as it is up.
-		p.Neighbor = next
+		p.rpf.Neighbor = next
 	}
 	return p
 }
@@ -236,18 +262,18 @@ func (r *Router) refreshDirty() {
 // state nor traffic holds goes, and every dynamic route gets its source-side state
 // (keepalive, registering, SPT bit) and its interfaces anew.
 func (r *Router) refreshGroup(group netip.Addr) {
-	now := time.Now()
+	now := r.now()
 	for _, key := range r.tree.Sources(group) {
 		if r.routes[key] == nil && r.sourceTree(key) {
-			r.addRoute(&route{key: key, protocol: protoPIM, created: now})
+			r.addRoute(&route{key: key, origin: originPIM, created: now})
 		}
 	}
 	for key, rt := range r.byGroup[group] {
-		if rt.protocol == protoStatic || key.Wildcard() {
+		if rt.origin == originStatic || key.Wildcard() {
 			continue
 		}
-		rt.spt = r.sourceTree(key)
-		if !rt.spt && !rt.learned {
+		rt.joinState = r.sourceTree(key)
+		if !rt.joinState && !rt.learned {
 			r.forgetRoute(key)
 			continue
 		}
@@ -255,11 +281,11 @@ func (r *Router) refreshGroup(group netip.Addr) {
 		r.updateSourceState(key, rt, v, now)
 		iif, shared := r.routeIIF(key, rt, v)
 		oifs := r.routeOIFs(key, iif)
-		proto := protoIGMP
+		proto := originIGMP
 		if shared || r.tree.Keepalive(key) || r.pimForwards(key) {
-			proto = protoPIM
+			proto = originPIM
 		}
-		rt.protocol, rt.shared = proto, shared
+		rt.origin, rt.shared = proto, shared
 		if iif != rt.iif || !slices.Equal(oifs, rt.oifs) {
 			rt.iif, rt.oifs = iif, oifs
 			r.dirtyKeys[key] = true
@@ -272,7 +298,7 @@ func (r *Router) forgetRoute(key sgKey) {
 	r.deleteRoute(key)
 	delete(r.registerers, key)
 	delete(r.sptPending, key)
-	now := time.Now()
+	now := r.now()
 	r.treeActions(r.tree.SetKeepalive(now, key, false))
 	r.treeActions(r.tree.SetCouldRegister(now, key, netip.Addr{}, false))
 	r.treeActions(r.tree.SetSPTBit(now, key, false))
@@ -341,7 +367,7 @@ func (r *Router) routeIIF(key sgKey, rt *route, v sourceView) (iif string, share
 	switch {
 	case v.connected, !v.asm, r.tree.SPTBit(key):
 		return v.rpf.Interface, false
-	case rt.spt && !r.tree.Has(sgKey{Group: key.Group}) && !v.rpIsSelf:
+	case rt.joinState && !r.tree.Has(sgKey{Group: key.Group}) && !v.rpIsSelf:
 		return v.rpf.Interface, false
 	case v.rpIsSelf:
 		if r.regVIF < 0 {

@@ -1,0 +1,199 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mrouterd/mrouterd/conf"
+	"github.com/mrouterd/mrouterd/mroute"
+	"github.com/mrouterd/mrouterd/router/api"
+)
+
+// runLoop runs the router's loop until the test ends.
+func (l *lab) runLoop() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.r.loop(ctx) }()
+	l.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			l.t.Error(err)
+		}
+	})
+}
+
+// counter reads a counter from the loop.
+func (l *lab) counter(name string) uint64 {
+	var n uint64
+	if err := l.r.call(context.Background(), func() { n = l.r.counters[name] }); err != nil {
+		l.t.Fatal(err)
+	}
+	return n
+}
+
+// TestReloadsRaceNothing reloads good and bad configs from several goroutines while
+// upcalls arrive: every reload is counted once, on the loop (go test -race).
+func TestReloadsRaceNothing(t *testing.T) {
+	l := newLab(t, twoRoutes)
+	l.r.clock = time.Now // the loop's timers are real
+	l.link("eth1", 11, "10.0.1.1/24")
+	l.link("eth2", 12, "10.0.2.1/24")
+	var n atomic.Int64
+	l.r.load = func() (*conf.Config, error) {
+		switch n.Add(1) % 4 {
+		case 0:
+			return nil, errors.New("test.toml:1: bad")
+		case 1:
+			c, err := conf.Parse("test.toml", []byte(templateTo("eth3")))
+			if err == nil {
+				c.Router.Table = 7 // cannot change while running
+			}
+			return c, err
+		case 2:
+			return conf.Parse("test.toml", []byte(templateTo("eth3")))
+		}
+		return conf.Parse("test.toml", []byte(twoRoutes))
+	}
+	l.runLoop()
+
+	const reloaders, each = 4, 25
+	var wg sync.WaitGroup
+	ctx := context.Background()
+	for range reloaders {
+		wg.Go(func() {
+			for range each {
+				_, _ = l.r.Reload(ctx)
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 200 {
+			s := netip.AddrFrom4([4]byte{10, 0, 1, byte(10 + i%100)})
+			l.r.upcalls <- mroute.Upcall{Type: mroute.NoCache, VIF: 0, Source: s, Group: grp2}
+		}
+	})
+	wg.Wait()
+	if got := l.counter("reloads") + l.counter("reload_failed"); got != reloaders*each {
+		t.Fatalf("%d reloads counted, want %d", got, reloaders*each)
+	}
+	if err := l.r.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReloadWithoutFile(t *testing.T) {
+	l := newLab(t, "")
+	if _, err := l.r.Reload(context.Background()); err == nil {
+		t.Fatal("reload on embedded defaults")
+	}
+}
+
+// TestLoopSendsJoinsAndRunsTimers has the loop batch Join/Prunes, install what an
+// IGMP report asks for, and run the protocol timers.
+func TestLoopSendsJoinsAndRunsTimers(t *testing.T) {
+	l, _, eth2, _ := threeLinks(t, withRP)
+	l.r.clock = time.Now
+	l.runLoop()
+	l.r.igmpPackets <- igmpPacket{data: reportPacket(t, "10.0.2.5", include(ssmGroup, farSrc)), ifindex: eth2.index}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var got []string
+		var ok bool
+		_ = l.r.call(context.Background(), func() {
+			got = joinsOf(l)
+			_, _, ok = l.mrt.entry(l.r, sgKey{Source: farSrc, Group: ssmGroup})
+		})
+		if len(got) > 0 && ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no join, or nothing installed: %v %v", got, ok)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestControlAPI(t *testing.T) {
+	l, eth1, eth2, _ := threeLinks(t, withRP+staticSG)
+	l.withRegisterVIF()
+	l.report(eth2, "10.0.2.5", exclude(grp1))
+	l.upcall(mroute.NoCache, eth1, hostSrc2, grp1, nil)
+	l.r.reconcile("start")
+	l.runLoop()
+	h := l.r.handler()
+	get := func(method, path string, v any) int {
+		t.Helper()
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(method, path, nil))
+		if v != nil {
+			if err := json.Unmarshal(w.Body.Bytes(), v); err != nil {
+				t.Fatalf("%s: %v: %s", path, err, w.Body)
+			}
+		}
+		return w.Code
+	}
+	var routes api.Routes
+	get("GET", api.PathRoutes, &routes)
+	protocols := map[string]string{}
+	for _, r := range routes.Routes {
+		protocols[r.Source+" "+r.Group] = r.Protocol
+	}
+	want := map[string]string{"10.0.1.2 239.1.1.1": "static", "10.0.1.3 239.1.1.1": "pim", "* 239.1.1.1": "pim"}
+	for k, v := range want {
+		if protocols[k] != v {
+			t.Errorf("route %s: protocol %q, want %q (all: %v)", k, protocols[k], v, protocols)
+		}
+	}
+	var mfc api.MFC
+	get("GET", api.PathMFC, &mfc)
+	if len(mfc.MFC) != 2 {
+		t.Errorf("mfc %+v", mfc)
+	}
+	var ifs api.Interfaces
+	get("GET", api.PathInterfaces, &ifs)
+	if len(ifs.Interfaces) != 4 || ifs.Interfaces[0].State != "active" || ifs.Interfaces[0].PIMState == nil {
+		t.Errorf("interfaces %+v", ifs)
+	}
+	var groups api.IGMPGroups
+	get("GET", api.PathIGMPGroups, &groups)
+	if len(groups.Groups) != 1 || groups.Groups[0].Mode != "exclude" {
+		t.Errorf("groups %+v", groups)
+	}
+	var st api.Status
+	get("GET", api.PathStatus, &st)
+	if st.Routes != 2 || st.Counters["igmp_received"] != 1 {
+		t.Errorf("status %+v", st)
+	}
+	var nbrs api.PIMNeighbors
+	get("GET", api.PathPIMNeighbors, &nbrs)
+	var rps api.RPMappings
+	get("GET", api.PathPIMRP, &rps)
+	if len(rps.RP) != 2 {
+		t.Errorf("rp %+v", rps)
+	}
+	var joins api.PIMJoins
+	get("GET", api.PathPIMJoins, &joins)
+	if len(joins.Joins) == 0 {
+		t.Errorf("joins %+v", joins)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", api.PathMetrics, nil))
+	if !strings.Contains(w.Body.String(), "mrouterd_routes 2") {
+		t.Errorf("metrics:\n%s", w.Body)
+	}
+	if code := get("POST", api.PathReload, nil); code != http.StatusBadRequest {
+		t.Errorf("reload on embedded defaults: %d", code)
+	}
+	if code := get("GET", "/v1/nothing", nil); code != http.StatusNotFound || l.counter("control_bad_requests") != 1 {
+		t.Errorf("unknown path: %d", code)
+	}
+}
