@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"encoding/binary"
 	"io"
 	"log/slog"
@@ -11,12 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/mrouterd/mrouterd/conf"
 	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
+	"github.com/mrouterd/mrouterd/router/netwatch"
 )
 
 // fakeMRT is a kernel multicast routing table in memory. The socket reader and the
@@ -245,6 +245,7 @@ type lab struct {
 	fib   *fakeFIB
 	pim   *fakePIM
 	igmp  *fakeIGMP
+	net   *fakeNet
 	clock *fakeClock
 }
 
@@ -255,23 +256,58 @@ func newLab(t *testing.T, cfgText string) *lab {
 		t.Fatal(err)
 	}
 	l := &lab{t: t, mrt: newFakeMRT(), fib: &fakeFIB{routes: make(map[netip.Prefix]fibRoute)},
-		pim: &fakePIM{closed: make(chan struct{})}, igmp: &fakeIGMP{},
+		pim: &fakePIM{closed: make(chan struct{})}, igmp: &fakeIGMP{}, net: &fakeNet{addrs: make(map[int][]netip.Prefix), events: make(chan netwatch.Event)},
 		clock: &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
 	l.r = newState(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	l.r.clock, l.r.mrt, l.r.fib, l.r.pimIO, l.r.igmp = l.clock.now, l.mrt, l.fib, l.pim, l.igmp
+	l.r.clock, l.r.mrt, l.r.fib, l.r.pimIO, l.r.igmp, l.r.links = l.clock.now, l.mrt, l.fib, l.pim, l.igmp, l.net
 	t.Cleanup(func() { close(l.pim.closed) })
 	return l
 }
 
 // link brings up an interface with one address, as netlink reports it.
 func (l *lab) link(name string, index int, addr string) *iface {
-	l.r.linkSeen(&netlink.LinkAttrs{Name: name, Index: index,
-		Flags: net.FlagUp | net.FlagRunning | net.FlagMulticast}, false)
+	return l.linkWith(netwatch.Link{Name: name, Index: index, Flags: net.FlagUp | net.FlagRunning | net.FlagMulticast}, addr)
+}
+
+func (l *lab) linkWith(link netwatch.Link, addr string) *iface {
+	l.net.links = append(l.net.links, link)
+	l.r.linkSeen(link)
 	if addr != "" {
 		p := netip.MustParsePrefix(addr)
-		l.r.addrChanged(index, net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}, true)
+		l.net.addrs[link.Index] = append(l.net.addrs[link.Index], p)
+		l.r.addrChanged(link.Index, p, true)
 	}
-	return l.r.ifaces[name]
+	return l.r.ifaces[link.Name]
+}
+
+// fakeNet is the kernel's links and addresses; Watch passes on what a test sends
+// on events.
+type fakeNet struct {
+	links  []netwatch.Link
+	addrs  map[int][]netip.Prefix
+	events chan netwatch.Event
+}
+
+func (f *fakeNet) Watch(ctx context.Context, out chan<- netwatch.Event) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-f.events:
+			out <- ev
+		}
+	}
+}
+func (f *fakeNet) Links() ([]netwatch.Link, error)            { return f.links, nil }
+func (f *fakeNet) Addresses() (map[int][]netip.Prefix, error) { return f.addrs, nil }
+
+func (f *fakeNet) Link(name string) (netwatch.Link, error) {
+	for _, l := range f.links {
+		if l.Name == name {
+			return l, nil
+		}
+	}
+	return netwatch.Link{}, io.EOF
 }
 
 // route adds a unicast route to the fake FIB, via a gateway or directly.
@@ -368,6 +404,6 @@ func sentOf[T any](l *lab) []T {
 // routeChanged has netlink report a change of the unicast route to a prefix.
 func (l *lab) routeChanged(prefix string) {
 	p := netip.MustParsePrefix(prefix)
-	l.r.handleNetlink(netlinkEvent{route: &p})
+	l.r.handleNetwork(&netwatch.RouteUpdate{Dst: p})
 	l.settle()
 }

@@ -1,17 +1,19 @@
 package router
 
 import (
+	"context"
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/mrouterd/mrouterd/mroute"
+	"github.com/mrouterd/mrouterd/router/netwatch"
 )
 
-// This file is the loop's view of the kernel's forwarding tables: the multicast
-// routing table it programs and the unicast FIB it asks for reverse paths. Both are
-// interfaces so that the loop runs on fakes in tests.
+// This file is the loop's view of the kernel: the multicast routing table it
+// programs, the unicast FIB it asks for reverse paths, and the links and addresses
+// it runs on. Each is an interface, so that the loop runs on fakes in tests.
 
 // mrtTable is the kernel's multicast routing table: the MRT socket, which also
 // carries upcalls and IGMP packets, and the netlink dump of its MFC.
@@ -32,6 +34,14 @@ type mrtTable interface {
 type kernelMRT struct{ *mroute.Socket }
 
 func (k kernelMRT) Dump() ([]mroute.KernelEntry, error) { return mroute.Dump(k.Table()) }
+
+// netState is the kernel's links, addresses and unicast route changes.
+type netState interface {
+	Watch(ctx context.Context, out chan<- netwatch.Event)
+	Links() ([]netwatch.Link, error)
+	Link(name string) (netwatch.Link, error)
+	Addresses() (map[int][]netip.Prefix, error)
+}
 
 // fib answers which unicast route the kernel would take to an address.
 type fib interface {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 	"github.com/mrouterd/mrouterd/conf"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/router/api"
+	"github.com/mrouterd/mrouterd/router/netwatch"
 )
 
 // runLoop runs the router's loop until the test ends.
@@ -195,5 +198,65 @@ func TestControlAPI(t *testing.T) {
 	}
 	if code := get("GET", "/v1/nothing", nil); code != http.StatusNotFound || l.counter("control_bad_requests") != 1 {
 		t.Errorf("unknown path: %d", code)
+	}
+}
+
+// TestRun starts the daemon's router on fakes, feeds it through its sockets and
+// netlink, and stops it: everything it installed goes.
+func TestRun(t *testing.T) {
+	l := newLab(t, withRP)
+	l.r.clock = time.Now
+	l.r.socket = t.TempDir() + "/mrouterd.sock"
+	l.net.links = []netwatch.Link{
+		{Name: "eth1", Index: 11, Flags: net.FlagUp | net.FlagRunning | net.FlagMulticast},
+		{Name: "eth2", Index: 12, Flags: net.FlagUp | net.FlagRunning | net.FlagMulticast},
+		{Name: "pimreg", Index: 99, Flags: net.FlagUp | net.FlagRunning},
+	}
+	l.net.addrs[11] = []netip.Prefix{netip.MustParsePrefix("10.0.1.1/24")}
+	l.net.addrs[12] = []netip.Prefix{netip.MustParsePrefix("10.0.2.1/24")}
+	l.mrt.regIndex = 99
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- l.r.Run(ctx, func() { close(ready) }) }()
+	<-ready
+	if !l.mrt.pim {
+		t.Error("PIM mode off")
+	}
+	await := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			var ok bool
+			_ = l.r.call(ctx, func() { ok = cond() })
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("never: %s", what)
+			}
+		}
+	}
+	l.mrt.messages <- mroute.Message{Packet: reportPacket(t, "10.0.2.5", exclude(grp1)), IfIndex: 12}
+	l.mrt.messages <- mroute.Message{Upcall: &mroute.Upcall{Type: mroute.NoCache, VIF: 0, Source: hostSrc, Group: grp1}}
+	await("the route is installed", func() bool {
+		_, oifs, ok := l.mrt.entry(l.r, sgKey{Source: hostSrc, Group: grp1})
+		return ok && slices.Contains(oifs, "eth2")
+	})
+	// eth2 loses its carrier: its VIF goes, and the entry stops forwarding there.
+	l.net.events <- &netwatch.LinkUpdate{Link: netwatch.Link{Name: "eth2", Index: 12, Flags: net.FlagUp | net.FlagMulticast}}
+	await("eth2 is inactive", func() bool { return !l.r.ifaces["eth2"].hasVIF() })
+	l.net.events <- &netwatch.AddrUpdate{Index: 11, Prefix: netip.MustParsePrefix("10.0.1.9/24")}
+	l.net.events <- netwatch.Resync{}
+	await("resynced", func() bool { return l.r.counters["netlink_resyncs"] == 1 })
+	l.net.events <- &netwatch.LinkUpdate{Link: netwatch.Link{Name: "eth1", Index: 11}, Gone: true}
+	await("eth1 is gone", func() bool { return l.r.ifaces["eth1"] == nil })
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(l.mrt.mfc) != 0 || len(l.mrt.vifs) != 0 {
+		t.Errorf("left behind: %v %v", l.mrt.mfc, l.mrt.vifs)
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
@@ -48,8 +46,8 @@ func (r *Router) updateRegisterVIF() {
 		r.log.Info("register VIF", "vif", vif, "device", r.registerName())
 		// The device appears with the VIF; look it up rather than wait for a
 		// notification, so upcalls from it are understood from the first one.
-		if l, err := netlink.LinkByName(r.registerName()); err == nil {
-			r.linkSeen(l.Attrs(), true)
+		if l, err := r.links.Link(r.registerName()); err == nil {
+			r.linkSeen(l)
 		} else {
 			r.log.Warn("register device", "err", err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/mrouterd/mrouterd/conf"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
+	"github.com/mrouterd/mrouterd/router/netwatch"
 )
 
 // Options are what the daemon's command line hands the router.
@@ -42,6 +43,7 @@ type Router struct {
 
 	mrt     mrtTable
 	fib     fib
+	links   netState
 	igmp    igmpConn
 	pimIO   pimConn
 	vifs    *mroute.VIFTable
@@ -75,7 +77,7 @@ type Router struct {
 	upcalls     chan mroute.Upcall
 	igmpPackets chan igmpPacket
 	pimPackets  chan pimPacket
-	netlink     chan netlinkEvent
+	netEvents   chan netwatch.Event
 
 	reconcileWanted bool
 }
@@ -133,6 +135,7 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		cfg:         cfg,
 		clock:       time.Now, // the loop's one clock source
 		fib:         netlinkFIB{},
+		links:       netwatch.Netlink{Log: log},
 		rps:         rpSet(cfg),
 		vifs:        mroute.NewVIFTable(),
 		ifaces:      make(map[string]*iface),
@@ -151,7 +154,7 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		upcalls:     make(chan mroute.Upcall, 1024),
 		igmpPackets: make(chan igmpPacket, 1024),
 		pimPackets:  make(chan pimPacket, 1024),
-		netlink:     make(chan netlinkEvent, 256),
+		netEvents:   make(chan netwatch.Event, 256),
 	}
 	r.started = r.now()
 	r.tree = pim.NewTree(r.treeConfig())
@@ -174,7 +177,7 @@ func (r *Router) Run(ctx context.Context, ready func()) error {
 	defer stop()
 	go r.readMRT(loopCtx)
 	go r.readPIM(loopCtx)
-	go r.watchNetlink(loopCtx)
+	go r.links.Watch(loopCtx, r.netEvents)
 
 	if err := r.syncInterfaces(); err != nil {
 		return err
@@ -237,8 +240,8 @@ func (r *Router) loop(ctx context.Context) error {
 			fn()
 		case u := <-r.upcalls:
 			r.handleUpcall(u)
-		case ev := <-r.netlink:
-			r.handleNetlink(ev)
+		case ev := <-r.netEvents:
+			r.handleNetwork(ev)
 		case p := <-r.igmpPackets:
 			r.handleIGMP(p.data, p.ifindex, r.now())
 		case p := <-r.pimPackets:
@@ -264,7 +267,7 @@ const maxJoinHold = 20 * time.Millisecond
 
 // queued counts the events waiting for the loop.
 func (r *Router) queued() int {
-	return len(r.upcalls) + len(r.igmpPackets) + len(r.pimPackets) + len(r.netlink)
+	return len(r.upcalls) + len(r.igmpPackets) + len(r.pimPackets) + len(r.netEvents)
 }
 
 // sweepInterval is how often learned entries are checked for traffic: often enough

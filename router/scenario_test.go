@@ -3,7 +3,6 @@ package router
 import (
 	"net"
 
-	"github.com/vishvananda/netlink"
 	"net/netip"
 	"slices"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
+	"github.com/mrouterd/mrouterd/router/netwatch"
 )
 
 // These tests drive the router on fakes with the events the kernel and the network
@@ -198,9 +198,9 @@ func TestRouteChangeMovesRPF(t *testing.T) {
 
 // withRegisterVIF adds the register VIF and its device, as at start.
 func (l *lab) withRegisterVIF() *iface {
-	l.r.updateRegisterVIF()
-	l.r.linkSeen(&netlink.LinkAttrs{Name: "pimreg", Index: 99, Flags: net.FlagUp | net.FlagRunning}, true)
+	l.net.links = append(l.net.links, netwatch.Link{Name: "pimreg", Index: 99, Flags: net.FlagUp | net.FlagRunning})
 	l.mrt.regIndex = 99
+	l.r.updateRegisterVIF()
 	l.settle()
 	return l.r.ifaces["pimreg"]
 }
@@ -252,8 +252,7 @@ func atRP(t *testing.T, cfg string) (*lab, *iface, *iface) {
 	eth2 := l.link("eth2", 12, "10.0.2.1/24")
 	eth3 := l.link("eth3", 13, "10.0.3.1/24")
 	l.pim.take() // hellos
-	l.r.linkSeen(&netlink.LinkAttrs{Name: "lo", Index: 1, Flags: net.FlagUp | net.FlagRunning | net.FlagLoopback}, false)
-	l.r.addrChanged(1, net.IPNet{IP: rpAddr.AsSlice(), Mask: net.CIDRMask(32, 32)}, true)
+	l.linkWith(netwatch.Link{Name: "lo", Index: 1, Flags: net.FlagUp | net.FlagRunning | net.FlagLoopback}, "10.0.9.9/32")
 	l.route("10.0.1.0/24", 13, "10.0.3.254") // udpPacket's source
 	l.withRegisterVIF()
 	return l, eth2, eth3
