@@ -18,6 +18,7 @@ import (
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
 	"github.com/mrouterd/mrouterd/router/api"
+	"github.com/mrouterd/mrouterd/router/mrib"
 )
 
 // counters are named event counts, owned by the loop.
@@ -148,13 +149,14 @@ func (r *Router) routesView() (api.Routes, error) {
 		return api.Routes{}, errors.New("read the kernel MFC for counters failed (see the daemon's log)")
 	}
 	now := r.now()
-	out := api.Routes{Routes: make([]api.Route, 0, len(r.routes))}
-	for key, rt := range r.routes {
+	out := api.Routes{Routes: make([]api.Route, 0, r.rib.Len())}
+	for _, rt := range r.rib.Routes() {
+		key := rt.Key
 		v := api.Route{
-			Source: "*", Group: key.Group.String(), IIF: rt.iif, OIFs: nonNil(slices.Clone(rt.oifs)),
-			Protocol: rt.origin.String(), Flags: r.routeFlags(rt),
-			UptimeS:  int64(now.Sub(rt.created).Seconds()),
-			ExpiresS: int64(r.expiresIn(rt, now).Seconds()),
+			Source: "*", Group: key.Group.String(), IIF: rt.IIF, OIFs: nonNil(slices.Clone(rt.OIFs)),
+			Protocol: rt.Origin.String(), Flags: r.routeFlags(rt),
+			UptimeS:  int64(now.Sub(rt.Created).Seconds()),
+			ExpiresS: int64(r.rib.ExpiresIn(rt, now).Seconds()),
 		}
 		if key.Source.IsValid() {
 			v.Source = key.Source.String()
@@ -176,11 +178,11 @@ func (r *Router) routesView() (api.Routes, error) {
 // template of the same group takes their place.
 func (r *Router) sharedTreeViews(now time.Time) []api.Route {
 	var out []api.Route
-	for _, e := range r.tree.Entries(netip.Addr{}) {
-		if !e.Key.Wildcard() || r.routes[e.Key] != nil {
+	for _, e := range r.rib.Tree().Entries(netip.Addr{}) {
+		if _, ok := r.rib.Route(e.Key); !e.Key.Wildcard() || ok {
 			continue
 		}
-		v := api.Route{Source: "*", Group: e.Key.Group.String(), OIFs: []string{}, Protocol: originPIM.String(),
+		v := api.Route{Source: "*", Group: e.Key.Group.String(), OIFs: []string{}, Protocol: mrib.OriginPIM.String(),
 			Flags: []string{"WC"}, UptimeS: int64(now.Sub(e.Created).Seconds())}
 		if rp, ok := r.rpOf(e.Key.Group); ok {
 			v.IIF = r.rpf(rp).Interface
@@ -202,26 +204,26 @@ func (r *Router) sharedTreeViews(now time.Time) []api.Route {
 }
 
 // routeFlags explains a route's state in a word or two each.
-func (r *Router) routeFlags(rt *route) []string {
+func (r *Router) routeFlags(rt *mrib.Route) []string {
 	flags := []string{}
-	if rt.template {
+	if rt.Template {
 		flags = append(flags, "template")
 	}
-	if rt.learned {
+	if rt.Learned {
 		flags = append(flags, "learned")
 	}
 	// SPT: accepted along the source's own tree; RPT: along the shared tree.
 	switch {
-	case rt.shared:
+	case rt.Shared:
 		flags = append(flags, "RPT")
-	case rt.origin == originPIM:
+	case rt.Origin == mrib.OriginPIM:
 		flags = append(flags, "SPT")
 	}
-	if _, ok := r.tree.Upstream(rt.key); ok {
+	if _, ok := r.rib.Tree().Upstream(rt.Key); ok {
 		flags = append(flags, "joined")
 	}
-	if !rt.template {
-		if _, ok := r.kernelByKey[rt.key]; ok {
+	if !rt.Template {
+		if _, ok := r.kernelByKey[rt.Key]; ok {
 			flags = append(flags, "installed")
 		} else {
 			flags = append(flags, "pending")
@@ -367,7 +369,7 @@ func (r *Router) rpView() api.RPMappings {
 // joinsView lists the PIM Tree's entries.
 func (r *Router) joinsView(now time.Time) api.PIMJoins {
 	out := api.PIMJoins{Joins: []api.PIMJoin{}}
-	for _, e := range r.tree.Entries(netip.Addr{}) {
+	for _, e := range r.rib.Tree().Entries(netip.Addr{}) {
 		j := api.PIMJoin{
 			Source: "*", Group: e.Key.Group.String(), Upstream: e.Upstream.Interface,
 			Joined: e.Joined, Keepalive: e.Keepalive, SPT: e.SPTBit, Register: e.Register,
@@ -419,8 +421,8 @@ func (r *Router) statusView() api.Status {
 	cs["pim_read_errors"] = r.pimReader.readErrors.Load()
 	cs["pim_queue_full"] = r.pimReader.queueFull.Load()
 	installed := 0
-	for _, rt := range r.routes {
-		if rt.installable() {
+	for _, rt := range r.rib.Routes() {
+		if rt.Installable() {
 			installed++
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
+	"github.com/mrouterd/mrouterd/router/mrib"
 	"github.com/mrouterd/mrouterd/router/netwatch"
 )
 
@@ -324,13 +325,13 @@ func (l *lab) settle() {
 	if l.r.rpfStale {
 		l.r.rerunRPF(l.r.now())
 	}
-	l.r.refreshDirty()
+	l.r.sendAll(l.r.rib.Refresh(l.r.now()))
 	if l.r.reconcileWanted {
 		l.r.reconcile("change")
-	} else if len(l.r.dirtyKeys) > 0 {
+	} else if l.r.rib.Changed() {
 		l.r.reconcileKeys()
 	}
-	l.r.treeActions(l.r.tree.Flush())
+	l.r.treeActions(l.r.rib.Tree().Flush())
 }
 
 // report has a host on an interface send an IGMPv3 report.
@@ -359,7 +360,7 @@ func reportPacket(t *testing.T, host string, recs ...igmp.Record) []byte {
 }
 
 // receivePIM has a neighbour send a PIM message on an interface.
-func (l *lab) receivePIM(ifc *iface, from string, m pimMessage) {
+func (l *lab) receivePIM(ifc *iface, from string, m mrib.Message) {
 	l.t.Helper()
 	b, err := m.Marshal()
 	if err != nil {

@@ -116,8 +116,7 @@ func (r *Router) igmpActions(ifc *iface, actions []igmp.Action) {
 			}
 			r.counters.inc("igmp_queries_sent")
 		case igmp.GroupChanged:
-			r.syncLocal(ifc, a.Group, r.now())
-			r.dirtyGroups[a.Group] = true
+			r.sendAll(r.rib.SyncLocal(r.now(), ifc.name, a.Group))
 		case igmp.QuerierChanged:
 			r.log.Info("IGMP querier", "interface", ifc.name, "querier", a.Querier, "self", a.IsSelf)
 		}

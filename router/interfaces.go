@@ -30,9 +30,6 @@ type iface struct {
 
 	pim     *pim.Interface // nil when PIM is off here
 	pimSelf netip.Addr     // the address PIM speaks from
-
-	// local is, per group, what this interface's members have asked the PIM Tree for.
-	local map[netip.Addr][]sgKey
 }
 
 func (i *iface) hasVIF() bool { return i.vif >= 0 }
@@ -261,8 +258,8 @@ func (r *Router) advanceProtocols(now time.Time) {
 			r.pimActions(ifc, ifc.pim.Advance(now))
 		}
 	}
-	r.treeActions(r.tree.Advance(now))
-	r.expireSPTPending(now)
+	r.treeActions(r.rib.Tree().Advance(now))
+	r.sendAll(r.rib.Advance(now))
 }
 
 // nextProtocolDeadline is the earliest IGMP or PIM timer of any interface.
@@ -274,10 +271,7 @@ func (r *Router) nextProtocolDeadline() (time.Time, bool) {
 			next, found = t, true
 		}
 	}
-	consider(r.tree.NextDeadline())
-	for _, at := range r.sptPending {
-		consider(at, true)
-	}
+	consider(r.rib.NextDeadline())
 	for _, ifc := range r.ifaces {
 		if ifc.querier != nil {
 			consider(ifc.querier.NextDeadline())

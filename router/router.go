@@ -17,6 +17,7 @@ import (
 	"github.com/mrouterd/mrouterd/conf"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
+	"github.com/mrouterd/mrouterd/router/mrib"
 	"github.com/mrouterd/mrouterd/router/netwatch"
 )
 
@@ -41,36 +42,29 @@ type Router struct {
 	// clock is where the loop reads the time: the wall clock, or a test's.
 	clock func() time.Time
 
-	mrt     mrtTable
-	fib     fib
-	links   netState
-	igmp    igmpConn
-	pimIO   pimConn
-	vifs    *mroute.VIFTable
-	ifaces  map[string]*iface               // by name
-	routes  map[sgKey]*route                // static and learned entries, (*,G) templates included
-	byGroup map[netip.Addr]map[sgKey]*route // routes indexed by group
-	rps     *pim.RPSet
-	tree    *pim.Tree // PIM join/prune state
+	mrt    mrtTable
+	fib    fib
+	links  netState
+	igmp   igmpConn
+	pimIO  pimConn
+	vifs   *mroute.VIFTable
+	ifaces map[string]*iface // by name
+	rps    *pim.RPSet
+	rib    *mrib.RIB // routes and PIM state
 	// rpfCache holds reverse-path lookups until the next unicast route change, which
 	// sets rpfStale.
-	rpfCache map[netip.Addr]*reversePath
-	rpfStale bool
-	// dirtyGroups are groups whose routes must be recomputed before the next reconcile.
-	dirtyGroups map[netip.Addr]bool
-	joinsHeld   time.Time            // since when the Tree holds Join/Prunes back; zero when it holds none
-	regVIF      int                  // the register VIF, -1 when there is none
-	registerers map[sgKey]netip.Addr // on an RP: the first-hop DR registering each source
-	sptPending  map[sgKey]time.Time  // on an RP: sources waiting to switch to their own tree, until then
+	rpfCache  map[netip.Addr]*reversePath
+	rpfStale  bool
+	joinsHeld time.Time // since when the Tree holds Join/Prunes back; zero when it holds none
+	regVIF    int       // the register VIF, -1 when there is none
 
 	counters             counters
 	mrtReader, pimReader readerStats
 	// kernelByKey is the last MFC dump, used for counters and idle detection.
 	kernelByKey map[sgKey]mroute.KernelEntry
-	// installed is what the router last put in the MFC, per entry, and dirtyKeys the
-	// routes changed since: together they let a change skip the dump.
+	// installed is what the router last put in the MFC, per entry, and the RIB's
+	// changed routes what changed since: together they let a change skip the dump.
 	installed map[sgKey]desiredEntry
-	dirtyKeys map[sgKey]bool
 
 	// calls carries work from other goroutines into the loop.
 	calls       chan func()
@@ -139,17 +133,11 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		rps:         rpSet(cfg),
 		vifs:        mroute.NewVIFTable(),
 		ifaces:      make(map[string]*iface),
-		routes:      make(map[sgKey]*route),
-		byGroup:     make(map[netip.Addr]map[sgKey]*route),
 		counters:    make(counters),
 		kernelByKey: make(map[sgKey]mroute.KernelEntry),
 		installed:   make(map[sgKey]desiredEntry),
-		dirtyKeys:   make(map[sgKey]bool),
 		rpfCache:    make(map[netip.Addr]*reversePath),
-		dirtyGroups: make(map[netip.Addr]bool),
 		regVIF:      -1,
-		registerers: make(map[sgKey]netip.Addr),
-		sptPending:  make(map[sgKey]time.Time),
 		calls:       make(chan func()),
 		upcalls:     make(chan mroute.Upcall, 1024),
 		igmpPackets: make(chan igmpPacket, 1024),
@@ -157,8 +145,8 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		netEvents:   make(chan netwatch.Event, 256),
 	}
 	r.started = r.now()
-	r.tree = pim.NewTree(r.treeConfig())
-	r.setStaticRoutes(cfg.Static)
+	r.rib = mrib.New(r.ribConfig(), ribEnv{r}, r.treeConfig(), log)
+	r.rib.SetStatic(r.started, cfg.Static)
 	return r
 }
 
@@ -210,21 +198,21 @@ func (r *Router) loop(ctx context.Context) error {
 		if r.rpfStale {
 			r.rerunRPF(r.now())
 		}
-		r.refreshDirty()
+		r.sendAll(r.rib.Refresh(r.now()))
 		if r.reconcileWanted {
 			r.reconcile("change")
-		} else if len(r.dirtyKeys) > 0 {
+		} else if r.rib.Changed() {
 			r.reconcileKeys()
 		}
 		// Join/Prunes wait while more events are queued, so a burst of membership
 		// changes leaves in a few full packets; with nothing queued they go at once.
-		if r.tree.Pending() {
+		if r.rib.Tree().Pending() {
 			if r.joinsHeld.IsZero() {
 				r.joinsHeld = r.now()
 			}
 			if r.queued() == 0 || r.now().Sub(r.joinsHeld) >= maxJoinHold {
 				r.joinsHeld = time.Time{}
-				r.treeActions(r.tree.Flush())
+				r.treeActions(r.rib.Tree().Flush())
 			}
 		}
 		// One timer serves every protocol state machine: it is set to the earliest
@@ -328,7 +316,7 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 	summary := conf.Diff(r.cfg, next)
 	r.cfg = next
 	r.rps = rpSet(next)
-	r.tree.SetConfig(r.treeConfig())
+	r.rib.SetConfig(r.ribConfig(), r.treeConfig())
 	r.rpfStale = true // the RP of a group may have moved
 	r.counters.inc("reloads")
 	if len(summary) == 0 {
@@ -337,9 +325,9 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 	for _, line := range summary {
 		r.log.Info("reload", "change", line)
 	}
-	r.setStaticRoutes(next.Static)
-	r.updateRegisterVIF()
 	now := r.now()
+	r.rib.SetStatic(now, next.Static)
+	r.updateRegisterVIF()
 	for _, ifc := range r.sortedInterfaces() {
 		if ifc.querier != nil {
 			r.igmpActions(ifc, ifc.querier.SetConfig(r.igmpConfig(), now))

@@ -11,6 +11,7 @@ import (
 	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
+	"github.com/mrouterd/mrouterd/router/mrib"
 	"github.com/mrouterd/mrouterd/router/netwatch"
 )
 
@@ -95,8 +96,8 @@ func TestIGMPOnlyIncludeAndExclude(t *testing.T) {
 	l.report(eth3, "10.0.3.5", exclude(grp1, hostSrc2))
 	l.mfc(sgKey{Source: hostSrc, Group: grp1}, "eth1", "eth2", "eth3")
 	l.mfc(sgKey{Source: hostSrc2, Group: grp1}, "eth1")
-	if got := l.r.routes[sgKey{Source: hostSrc, Group: grp1}].origin; got != originIGMP {
-		t.Errorf("origin %v, want igmp", got)
+	if rt, _ := l.r.rib.Route(sgKey{Source: hostSrc, Group: grp1}); rt.Origin != mrib.OriginIGMP {
+		t.Errorf("origin %v, want igmp", rt.Origin)
 	}
 	// A far source with no state for its group is not routed.
 	l.upcall(mroute.NoCache, eth3, farSrc, grp2, nil)
@@ -121,7 +122,7 @@ func TestASMSharedTreeAndSPTSwitch(t *testing.T) {
 	if got, want := joinsOf(l), []string{"join 10.0.3.254 (10.0.5.5,239.1.1.1)"}; !slices.Equal(got, want) {
 		t.Fatalf("joins %v, want %v", got, want)
 	}
-	if !l.r.routes[key].shared {
+	if rt, _ := l.r.rib.Route(key); !rt.Shared {
 		t.Error("not on the shared tree")
 	}
 	// The source's tree delivers: switch, and prune the source off the shared tree.
@@ -130,7 +131,7 @@ func TestASMSharedTreeAndSPTSwitch(t *testing.T) {
 	if got, want := joinsOf(l), []string{"prune 10.0.1.254 (10.0.5.5,239.1.1.1)rpt"}; !slices.Equal(got, want) {
 		t.Fatalf("joins %v, want %v", got, want)
 	}
-	if l.r.counters["spt_switches"] != 1 || !l.r.tree.SPTBit(key) {
+	if l.r.counters["spt_switches"] != 1 || !l.r.rib.Tree().SPTBit(key) {
 		t.Errorf("counters %v", l.r.counters)
 	}
 }
@@ -237,9 +238,8 @@ func TestRegisterAtFirstHop(t *testing.T) {
 	if nulls == 0 || l.r.counters["null_registers_sent"] == 0 {
 		t.Errorf("no Null-Register after the Register-Stop timer: %v", l.r.counters)
 	}
-	// A WHOLEPKT while not registering is dropped and counted.
-	l.r.forgetRoute(key)
-	l.upcall(mroute.WholePkt, l.r.ifaces["pimreg"], hostSrc, grp1, pkt)
+	// A WHOLEPKT for a source not registering is dropped and counted.
+	l.upcall(mroute.WholePkt, l.r.ifaces["pimreg"], hostSrc2, grp1, pkt)
 	if l.r.counters["register_not_registering"] != 1 {
 		t.Errorf("counters %v", l.r.counters)
 	}
@@ -332,7 +332,7 @@ func TestAssertLoser(t *testing.T) {
 	// Its assert is as good and its address higher: it wins, we stop forwarding there.
 	l.receivePIM(eth2, "10.0.2.9", &pim.Assert{Group: grp1, Source: hostSrc})
 	l.mfc(key, "eth1")
-	if !l.r.tree.AssertLost(key, "eth2") {
+	if !l.r.rib.Tree().AssertLost(key, "eth2") {
 		t.Error("assert not lost")
 	}
 	// A (*,G) assert is not handled, and counted.

@@ -1,0 +1,187 @@
+package router
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/mrouterd/mrouterd/pim"
+	"github.com/mrouterd/mrouterd/router/mrib"
+)
+
+// This file joins the RIB and its PIM Tree to the rest of the router: reverse
+// paths from the kernel's unicast routes, RPs from the config, membership and DR
+// state from the interfaces, and the PIM messages the RIB asks to send.
+
+// treeConfig is the Tree's view of the router's config and routing table.
+func (r *Router) treeConfig() pim.TreeConfig {
+	return pim.TreeConfig{
+		JoinPruneInterval: r.cfg.PIM.JoinPruneInterval,
+		RP:                r.rpOf,
+		RPF:               r.rpf,
+		Random:            rand.Float64,
+		DeferSends:        true,
+	}
+}
+
+// rpOf is the RP a group maps to.
+func (r *Router) rpOf(group netip.Addr) (netip.Addr, bool) {
+	m, ok := r.rps.Lookup(group)
+	return m.RP, ok
+}
+
+// rpf is the reverse path to an address.
+func (r *Router) rpf(addr netip.Addr) pim.RPF { return r.path(addr).rpf }
+
+// reversePath is what the router knows of the way to an address: the RPF, and the
+// unicast route behind it, which an assert compares.
+type reversePath struct {
+	rpf    pim.RPF
+	asked  bool // the FIB was asked for the route
+	routed bool // and had one
+	route  fibRoute
+}
+
+// path is the way to an address, from a cache that every unicast route change
+// covering the address empties.
+func (r *Router) path(addr netip.Addr) *reversePath {
+	if p, ok := r.rpfCache[addr]; ok {
+		return p
+	}
+	p := r.lookupPath(addr)
+	r.rpfCache[addr] = p
+	return p
+}
+
+// fibRoute is the kernel's route to addr, asked once per cached path: the one
+// place the FIB is asked.
+func (r *Router) fibRoute(addr netip.Addr) (fibRoute, bool) {
+	p := r.path(addr)
+	r.askFIB(p, addr)
+	return p.route, p.routed
+}
+
+func (r *Router) askFIB(p *reversePath, addr netip.Addr) {
+	if p.asked {
+		return
+	}
+	rt, err := r.fib.Route(addr)
+	p.asked, p.routed, p.route = true, err == nil, rt
+}
+
+// lookupPath finds the reverse path to addr. The next hop is the neighbour to join
+// through; on a connected subnet there is none, unless addr is itself a PIM
+// neighbour there (an RP next door).
+func (r *Router) lookupPath(addr netip.Addr) *reversePath {
+	p := &reversePath{}
+	if r.isOwn(addr) {
+		return p // ourselves: nobody upstream
+	}
+	// A connected subnet needs no lookup, and has no next hop.
+	for _, ifc := range r.sortedInterfaces() {
+		if ifc.connected(addr) {
+			nbr, _ := pimNeighbor(ifc, addr)
+			p.rpf = pim.RPF{Interface: ifc.name, Neighbor: nbr}
+			return p
+		}
+	}
+	r.askFIB(p, addr)
+	if !p.routed {
+		r.counters.inc("rpf_unreachable")
+		return p
+	}
+	ifc := r.byIndex(p.route.ifindex)
+	if ifc == nil || p.route.local {
+		return p
+	}
+	next := addr
+	if p.route.gateway.IsValid() {
+		next = p.route.gateway
+	}
+	p.rpf.Interface = ifc.name
+	if nbr, ok := pimNeighbor(ifc, next); ok {
+		p.rpf.Neighbor = nbr
+	} else if next != addr {
+		// A next hop we have not heard a hello from yet: join it all the same, so the
+		// tree forms as soon as it is up.
+		p.rpf.Neighbor = next
+	}
+	return p
+}
+
+// pimNeighbor maps an address to the PIM neighbour on the interface that owns it,
+// as its primary or a secondary address.
+func pimNeighbor(ifc *iface, addr netip.Addr) (netip.Addr, bool) {
+	if ifc.pim == nil {
+		return netip.Addr{}, false
+	}
+	for _, n := range ifc.pim.Neighbors() {
+		if n.Address == addr || slices.Contains(n.Secondary, addr) {
+			return n.Address, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// rerunRPF follows a unicast routing change: every entry's reverse path is looked up
+// again, joins move, and every group's incoming interfaces are recomputed.
+func (r *Router) rerunRPF(now time.Time) {
+	r.rpfStale = false
+	clear(r.rpfCache)
+	r.treeActions(r.rib.Tree().RPFChanged(now))
+	r.rib.MarkAll()
+}
+
+// syncLink tells the Tree about a PIM interface: our address there, and how long a
+// prune waits for an override, which depends on the neighbours.
+func (r *Router) syncLink(ifc *iface) {
+	r.rib.Tree().SetLink(ifc.name, pim.Link{Self: ifc.pimSelf, Override: pim.LinkOverride(ifc.pim.Neighbors())})
+}
+
+// treeActions carries out what the Tree asked for.
+func (r *Router) treeActions(actions []pim.Action) { r.sendAll(r.rib.TreeActions(actions)) }
+
+// sendAll sends what the RIB asked for.
+func (r *Router) sendAll(sends []mrib.Send) {
+	for _, s := range sends {
+		r.sendPIM(s.On, s.To, s.Msg, s.What)
+	}
+}
+
+// ribEnv is what the RIB asks of the router.
+type ribEnv struct{ r *Router }
+
+func (e ribEnv) RPF(addr netip.Addr) pim.RPF            { return e.r.rpf(addr) }
+func (e ribEnv) RP(group netip.Addr) (netip.Addr, bool) { return e.r.rpOf(group) }
+func (e ribEnv) SSM(group netip.Addr) bool              { return e.r.rps.SSM(group) }
+func (e ribEnv) IsOwn(addr netip.Addr) bool             { return e.r.isOwn(addr) }
+func (e ribEnv) Count(name string)                      { e.r.counters.inc(name) }
+
+func (e ribEnv) MemberInterfaces() []string {
+	var out []string
+	for _, ifc := range e.r.ifaces {
+		if ifc.querier != nil {
+			out = append(out, ifc.name)
+		}
+	}
+	return out
+}
+
+func (e ribEnv) Members(iface string) mrib.Membership {
+	if ifc := e.r.ifaces[iface]; ifc != nil && ifc.querier != nil {
+		return ifc.querier
+	}
+	return nil
+}
+
+func (e ribEnv) DR(iface string) (pimOn, isDR bool) {
+	if ifc := e.r.ifaces[iface]; ifc != nil && ifc.pim != nil {
+		return true, ifc.pim.IsDR()
+	}
+	return false, false
+}
+
+func (e ribEnv) AssertMetric(key sgKey, iface string, shared bool) pim.AssertMetric {
+	return e.r.assertMetric(key, e.r.ifaces[iface], shared)
+}
