@@ -1,7 +1,3 @@
-// Package router owns mrouterd's routing state. One goroutine, the loop, holds every
-// map; socket readers, netlink watchers and the control API hand it work through
-// channels. It merges the configured and learned routes into desired (S,G) entries and
-// reconciles them with the kernel through package mroute.
 package router
 
 import (
