@@ -156,37 +156,34 @@ func TestControlAPI(t *testing.T) {
 			t.Errorf("route %s: protocol %q, want %q (all: %v)", k, protocols[k], v, protocols)
 		}
 	}
-	var mfc api.MFC
-	get("GET", api.PathMFC, &mfc)
-	if len(mfc.MFC) != 2 {
-		t.Errorf("mfc %+v", mfc)
+	var (
+		mfc    api.MFC
+		ifs    api.Interfaces
+		groups api.IGMPGroups
+		st     api.Status
+		nbrs   api.PIMNeighbors
+		rps    api.RPMappings
+		joins  api.PIMJoins
+	)
+	views := []struct {
+		path string
+		v    any
+		ok   func() bool
+	}{
+		{api.PathMFC, &mfc, func() bool { return len(mfc.MFC) == 2 }},
+		{api.PathInterfaces, &ifs, func() bool {
+			return len(ifs.Interfaces) == 4 && ifs.Interfaces[0].State == "active" && ifs.Interfaces[0].PIMState != nil
+		}},
+		{api.PathIGMPGroups, &groups, func() bool { return len(groups.Groups) == 1 && groups.Groups[0].Mode == "exclude" }},
+		{api.PathStatus, &st, func() bool { return st.Routes == 2 && st.Counters["igmp_received"] == 1 }},
+		{api.PathPIMNeighbors, &nbrs, func() bool { return len(nbrs.Neighbors) == 0 }},
+		{api.PathPIMRP, &rps, func() bool { return len(rps.RP) == 2 }},
+		{api.PathPIMJoins, &joins, func() bool { return len(joins.Joins) > 0 }},
 	}
-	var ifs api.Interfaces
-	get("GET", api.PathInterfaces, &ifs)
-	if len(ifs.Interfaces) != 4 || ifs.Interfaces[0].State != "active" || ifs.Interfaces[0].PIMState == nil {
-		t.Errorf("interfaces %+v", ifs)
-	}
-	var groups api.IGMPGroups
-	get("GET", api.PathIGMPGroups, &groups)
-	if len(groups.Groups) != 1 || groups.Groups[0].Mode != "exclude" {
-		t.Errorf("groups %+v", groups)
-	}
-	var st api.Status
-	get("GET", api.PathStatus, &st)
-	if st.Routes != 2 || st.Counters["igmp_received"] != 1 {
-		t.Errorf("status %+v", st)
-	}
-	var nbrs api.PIMNeighbors
-	get("GET", api.PathPIMNeighbors, &nbrs)
-	var rps api.RPMappings
-	get("GET", api.PathPIMRP, &rps)
-	if len(rps.RP) != 2 {
-		t.Errorf("rp %+v", rps)
-	}
-	var joins api.PIMJoins
-	get("GET", api.PathPIMJoins, &joins)
-	if len(joins.Joins) == 0 {
-		t.Errorf("joins %+v", joins)
+	for _, view := range views {
+		if get("GET", view.path, view.v); !view.ok() {
+			t.Errorf("%s: %+v", view.path, view.v)
+		}
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest("GET", api.PathMetrics, nil))

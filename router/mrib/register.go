@@ -3,6 +3,7 @@ package mrib
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/mrouterd/mrouterd/igmp"
@@ -83,15 +84,8 @@ func (r *RIB) registerAcceptedFor(key Key) bool {
 // registerAccepted applies pim.register-accept: registers only from those ranges,
 // or from anyone when it is empty.
 func (r *RIB) registerAccepted(from netip.Addr) bool {
-	if len(r.cfg.RegisterAccept) == 0 {
-		return true
-	}
-	for _, p := range r.cfg.RegisterAccept {
-		if p.Contains(from) {
-			return true
-		}
-	}
-	return false
+	accept := r.cfg.RegisterAccept
+	return len(accept) == 0 || slices.ContainsFunc(accept, func(p netip.Prefix) bool { return p.Contains(from) })
 }
 
 // WrongVIF acts on traffic that arrived by an interface other than the route's
