@@ -107,21 +107,31 @@ func TestLoopSendsJoinsAndRunsTimers(t *testing.T) {
 	l.r.clock = time.Now
 	l.runLoop()
 	l.r.igmpPackets <- igmpPacket{data: reportPacket(t, "10.0.2.5", include(ssmGroup, farSrc)), ifindex: eth2.index}
-	deadline := time.Now().Add(5 * time.Second)
+	var joins []string
+	l.eventually("a join sent and the route installed", func() bool {
+		joins = append(joins, joinsOf(l)...)
+		_, _, ok := l.mrt.entry(l.r, sgKey{Source: farSrc, Group: ssmGroup})
+		return len(joins) > 0 && ok
+	})
+}
+
+// eventually waits for cond, which runs on the loop, to hold.
+func (l *lab) eventually(what string, cond func() bool) {
+	l.t.Helper()
+	timeout := time.After(5 * time.Second)
 	for {
-		var got []string
 		var ok bool
-		_ = l.r.call(context.Background(), func() {
-			got = joinsOf(l)
-			_, _, ok = l.mrt.entry(l.r, sgKey{Source: farSrc, Group: ssmGroup})
-		})
-		if len(got) > 0 && ok {
-			break
+		if err := l.r.call(context.Background(), func() { ok = cond() }); err != nil {
+			l.t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no join, or nothing installed: %v %v", got, ok)
+		if ok {
+			return
 		}
-		time.Sleep(time.Millisecond)
+		select {
+		case <-timeout:
+			l.t.Fatalf("never: %s", what)
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
 
@@ -221,33 +231,20 @@ func TestRun(t *testing.T) {
 	if !l.mrt.pim {
 		t.Error("PIM mode off")
 	}
-	await := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-			var ok bool
-			_ = l.r.call(ctx, func() { ok = cond() })
-			if ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("never: %s", what)
-			}
-		}
-	}
 	l.mrt.messages <- mroute.Message{Packet: reportPacket(t, "10.0.2.5", exclude(grp1)), IfIndex: 12}
 	l.mrt.messages <- mroute.Message{Upcall: &mroute.Upcall{Type: mroute.NoCache, VIF: 0, Source: hostSrc, Group: grp1}}
-	await("the route is installed", func() bool {
+	l.eventually("the route is installed", func() bool {
 		_, oifs, ok := l.mrt.entry(l.r, sgKey{Source: hostSrc, Group: grp1})
 		return ok && slices.Contains(oifs, "eth2")
 	})
 	// eth2 loses its carrier: its VIF goes, and the entry stops forwarding there.
 	l.net.events <- &netwatch.LinkUpdate{Link: netwatch.Link{Name: "eth2", Index: 12, Flags: net.FlagUp | net.FlagMulticast}}
-	await("eth2 is inactive", func() bool { return !l.r.ifaces["eth2"].hasVIF() })
+	l.eventually("eth2 is inactive", func() bool { return !l.r.ifaces["eth2"].hasVIF() })
 	l.net.events <- &netwatch.AddrUpdate{Index: 11, Prefix: netip.MustParsePrefix("10.0.1.9/24")}
 	l.net.events <- netwatch.Resync{}
-	await("resynced", func() bool { return l.r.counters["netlink_resyncs"] == 1 })
+	l.eventually("resynced", func() bool { return l.r.counters["netlink_resyncs"] == 1 })
 	l.net.events <- &netwatch.LinkUpdate{Link: netwatch.Link{Name: "eth1", Index: 11}, Gone: true}
-	await("eth1 is gone", func() bool { return l.r.ifaces["eth1"] == nil })
+	l.eventually("eth1 is gone", func() bool { return l.r.ifaces["eth1"] == nil })
 
 	cancel()
 	if err := <-done; err != nil {
