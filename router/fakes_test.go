@@ -320,17 +320,9 @@ func (l *lab) route(prefix string, index int, gateway string) {
 	l.fib.routes[netip.MustParsePrefix(prefix)] = rt
 }
 
-// settle runs what the loop runs between events.
+// settle runs what the loop runs between events, and sends the Join/Prunes at once.
 func (l *lab) settle() {
-	if l.r.rpfStale {
-		l.r.rerunRPF(l.r.now())
-	}
-	l.r.sendAll(l.r.rib.Refresh(l.r.now()))
-	if l.r.reconcileWanted {
-		l.r.reconcile("change")
-	} else if l.r.rib.Changed() {
-		l.r.reconcileKeys()
-	}
+	l.r.settle()
 	l.r.treeActions(l.r.rib.Tree().Flush())
 }
 

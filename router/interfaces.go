@@ -39,7 +39,7 @@ func (r *Router) handleNetwork(ev netwatch.Event) {
 	switch ev := ev.(type) {
 	case netwatch.Resync:
 		r.counters.inc("netlink_resyncs")
-		r.rpfStale = true
+		r.paths.stale = true
 		if err := r.syncInterfaces(); err != nil {
 			r.log.Error("interface resync", "err", err)
 		}
@@ -56,10 +56,10 @@ func (r *Router) handleNetwork(ev netwatch.Event) {
 		// Only addresses inside the prefix can have a new best route. Most changes on
 		// a busy node (a pod's /32 coming and going) touch none of the sources and
 		// RPs that trees are built towards.
-		for addr := range r.rpfCache {
+		for addr := range r.paths.byAddr {
 			if ev.Dst.Contains(addr) {
 				r.log.Debug("route change", "prefix", ev.Dst.String(), "covers", addr)
-				r.rpfStale = true
+				r.paths.stale = true
 				return
 			}
 		}

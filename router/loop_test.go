@@ -81,7 +81,7 @@ func TestReloadsRaceNothing(t *testing.T) {
 	wg.Go(func() {
 		for i := range 200 {
 			s := netip.AddrFrom4([4]byte{10, 0, 1, byte(10 + i%100)})
-			l.r.upcalls <- mroute.Upcall{Type: mroute.NoCache, VIF: 0, Source: s, Group: grp2}
+			l.r.in.upcalls <- mroute.Upcall{Type: mroute.NoCache, VIF: 0, Source: s, Group: grp2}
 		}
 	})
 	wg.Wait()
@@ -106,7 +106,7 @@ func TestLoopSendsJoinsAndRunsTimers(t *testing.T) {
 	l, _, eth2, _ := threeLinks(t, withRP)
 	l.r.clock = time.Now
 	l.runLoop()
-	l.r.igmpPackets <- igmpPacket{data: reportPacket(t, "10.0.2.5", include(ssmGroup, farSrc)), ifindex: eth2.index}
+	l.r.in.igmpPackets <- igmpPacket{data: reportPacket(t, "10.0.2.5", include(ssmGroup, farSrc)), ifindex: eth2.index}
 	var joins []string
 	l.eventually("a join sent and the route installed", func() bool {
 		joins = append(joins, joinsOf(l)...)

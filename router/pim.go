@@ -46,7 +46,7 @@ func (r *Router) updatePIM(ifc *iface, now time.Time) {
 		ifc.pim = nil
 		r.pimIO.leave(ifc.index)
 		r.treeActions(r.rib.Tree().RemoveLink(now, ifc.name))
-		r.rpfStale = true
+		r.paths.stale = true
 		r.log.Info("PIM stopped", "interface", ifc.name)
 	}
 	if !want || ifc.pim != nil {
@@ -68,7 +68,7 @@ func (r *Router) updatePIM(ifc *iface, now time.Time) {
 func (r *Router) readPIM(ctx context.Context) {
 	buf := make([]byte, 65536)
 	pump(ctx, &r.pimReader, func() (pimPacket, error) { return r.pimIO.read(buf) },
-		func(p pimPacket) bool { return offer(r.pimPackets, p) })
+		func(p pimPacket) bool { return offer(r.in.pimPackets, p) })
 }
 
 // handlePIM passes a received PIM message to its interface.
@@ -157,7 +157,7 @@ func (r *Router) neighborsChanged(ifc *iface) {
 	if ifc.pim != nil {
 		r.syncLink(ifc)
 	}
-	r.rpfStale = true
+	r.paths.stale = true
 }
 
 // sendPIM sends a PIM message and counts it under what: to ALL-PIM-ROUTERS out of

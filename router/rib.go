@@ -43,14 +43,20 @@ type reversePath struct {
 	route  fibRoute
 }
 
+// pathCache holds reverse paths until a unicast route change covers one of them.
+type pathCache struct {
+	byAddr map[netip.Addr]*reversePath
+	stale  bool // look every path up again before the next event
+}
+
 // path is the way to an address, from a cache that every unicast route change
 // covering the address empties.
 func (r *Router) path(addr netip.Addr) *reversePath {
-	if p, ok := r.rpfCache[addr]; ok {
+	if p, ok := r.paths.byAddr[addr]; ok {
 		return p
 	}
 	p := r.lookupPath(addr)
-	r.rpfCache[addr] = p
+	r.paths.byAddr[addr] = p
 	return p
 }
 
@@ -127,8 +133,8 @@ func pimNeighbor(ifc *iface, addr netip.Addr) (netip.Addr, bool) {
 // rerunRPF follows a unicast routing change: every entry's reverse path is looked up
 // again, joins move, and every group's incoming interfaces are recomputed.
 func (r *Router) rerunRPF(now time.Time) {
-	r.rpfStale = false
-	clear(r.rpfCache)
+	r.paths.stale = false
+	clear(r.paths.byAddr)
 	r.treeActions(r.rib.Tree().RPFChanged(now))
 	r.rib.MarkAll()
 }

@@ -38,19 +38,16 @@ type Router struct {
 	// clock is where the loop reads the time: the wall clock, or a test's.
 	clock func() time.Time
 
-	mrt    mrtTable
-	fib    fib
-	links  netState
-	igmp   igmpConn
-	pimIO  pimConn
-	vifs   *mroute.VIFTable
-	ifaces map[string]*iface // by name
-	rps    *pim.RPSet
-	rib    *mrib.RIB // routes and PIM state
-	// rpfCache holds reverse-path lookups until the next unicast route change, which
-	// sets rpfStale.
-	rpfCache  map[netip.Addr]*reversePath
-	rpfStale  bool
+	mrt       mrtTable
+	fib       fib
+	links     netState
+	igmp      igmpConn
+	pimIO     pimConn
+	vifs      *mroute.VIFTable
+	ifaces    map[string]*iface // by name
+	rps       *pim.RPSet
+	rib       *mrib.RIB // routes and PIM state
+	paths     pathCache
 	joinsHeld time.Time // since when the Tree holds Join/Prunes back; zero when it holds none
 	regVIF    int       // the register VIF, -1 when there is none
 
@@ -62,12 +59,7 @@ type Router struct {
 	// changed routes what changed since: together they let a change skip the dump.
 	installed map[sgKey]desiredEntry
 
-	// calls carries work from other goroutines into the loop.
-	calls       chan func()
-	upcalls     chan mroute.Upcall
-	igmpPackets chan igmpPacket
-	pimPackets  chan pimPacket
-	netEvents   chan netwatch.Event
+	in inbox
 
 	reconcileWanted bool
 }
@@ -132,13 +124,15 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		counters:    make(counters),
 		kernelByKey: make(map[sgKey]mroute.KernelEntry),
 		installed:   make(map[sgKey]desiredEntry),
-		rpfCache:    make(map[netip.Addr]*reversePath),
+		paths:       pathCache{byAddr: make(map[netip.Addr]*reversePath)},
 		regVIF:      -1,
-		calls:       make(chan func()),
-		upcalls:     make(chan mroute.Upcall, 1024),
-		igmpPackets: make(chan igmpPacket, 1024),
-		pimPackets:  make(chan pimPacket, 1024),
-		netEvents:   make(chan netwatch.Event, 256),
+		in: inbox{
+			calls:       make(chan func()),
+			upcalls:     make(chan mroute.Upcall, 1024),
+			igmpPackets: make(chan igmpPacket, 1024),
+			pimPackets:  make(chan pimPacket, 1024),
+			netEvents:   make(chan netwatch.Event, 256),
+		},
 	}
 	r.started = r.now()
 	r.rib = mrib.New(r.ribConfig(), ribEnv{r}, r.treeConfig(), log)
@@ -161,7 +155,7 @@ func (r *Router) Run(ctx context.Context, ready func()) error {
 	defer stop()
 	go r.readMRT(loopCtx)
 	go r.readPIM(loopCtx)
-	go r.links.Watch(loopCtx, r.netEvents)
+	go r.links.Watch(loopCtx, r.in.netEvents)
 
 	if err := r.syncInterfaces(); err != nil {
 		return err
@@ -191,22 +185,14 @@ func (r *Router) loop(ctx context.Context) error {
 	defer protoTimer.Stop()
 	var protoDeadline time.Time
 	for {
-		if r.rpfStale {
-			r.rerunRPF(r.now())
-		}
-		r.sendAll(r.rib.Refresh(r.now()))
-		if r.reconcileWanted {
-			r.reconcile("change")
-		} else if r.rib.Changed() {
-			r.reconcileKeys()
-		}
+		r.settle()
 		// Join/Prunes wait while more events are queued, so a burst of membership
 		// changes leaves in a few full packets; with nothing queued they go at once.
 		if r.rib.Tree().Pending() {
 			if r.joinsHeld.IsZero() {
 				r.joinsHeld = r.now()
 			}
-			if r.queued() == 0 || r.now().Sub(r.joinsHeld) >= maxJoinHold {
+			if r.in.queued() == 0 || r.now().Sub(r.joinsHeld) >= maxJoinHold {
 				r.joinsHeld = time.Time{}
 				r.treeActions(r.rib.Tree().Flush())
 			}
@@ -220,15 +206,15 @@ func (r *Router) loop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case fn := <-r.calls:
+		case fn := <-r.in.calls:
 			fn()
-		case u := <-r.upcalls:
+		case u := <-r.in.upcalls:
 			r.handleUpcall(u)
-		case ev := <-r.netEvents:
+		case ev := <-r.in.netEvents:
 			r.handleNetwork(ev)
-		case p := <-r.igmpPackets:
+		case p := <-r.in.igmpPackets:
 			r.handleIGMP(p.data, p.ifindex, r.now())
-		case p := <-r.pimPackets:
+		case p := <-r.in.pimPackets:
 			r.handlePIM(p, r.now())
 		case <-protoTimer.C:
 			protoDeadline = time.Time{}
@@ -243,15 +229,39 @@ func (r *Router) loop(ctx context.Context) error {
 	}
 }
 
+// settle brings routes and the kernel up to date with the events handled so far:
+// reverse paths looked up again after a route change, changed groups recomputed,
+// and the MFC reconciled.
+func (r *Router) settle() {
+	if r.paths.stale {
+		r.rerunRPF(r.now())
+	}
+	r.sendAll(r.rib.Refresh(r.now()))
+	if r.reconcileWanted {
+		r.reconcile("change")
+	} else if r.rib.Changed() {
+		r.reconcileKeys()
+	}
+}
+
 // now is the loop's clock.
 func (r *Router) now() time.Time { return r.clock() }
 
 // maxJoinHold bounds how long Join/Prunes wait for a burst of events to end.
 const maxJoinHold = 20 * time.Millisecond
 
+// inbox carries work from other goroutines into the loop.
+type inbox struct {
+	calls       chan func()
+	upcalls     chan mroute.Upcall
+	igmpPackets chan igmpPacket
+	pimPackets  chan pimPacket
+	netEvents   chan netwatch.Event
+}
+
 // queued counts the events waiting for the loop.
-func (r *Router) queued() int {
-	return len(r.upcalls) + len(r.igmpPackets) + len(r.pimPackets) + len(r.netEvents)
+func (in *inbox) queued() int {
+	return len(in.upcalls) + len(in.igmpPackets) + len(in.pimPackets) + len(in.netEvents)
 }
 
 // sweepInterval is how often learned entries are checked for traffic: often enough
@@ -264,7 +274,7 @@ func (r *Router) sweepInterval() time.Duration {
 func (r *Router) call(ctx context.Context, fn func()) error {
 	done := make(chan struct{})
 	select {
-	case r.calls <- func() { fn(); close(done) }:
+	case r.in.calls <- func() { fn(); close(done) }:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -313,7 +323,7 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 	r.cfg = next
 	r.rps = rpSet(next)
 	r.rib.SetConfig(r.ribConfig(), r.treeConfig())
-	r.rpfStale = true // the RP of a group may have moved
+	r.paths.stale = true // the RP of a group may have moved
 	r.counters.inc("reloads")
 	if len(summary) == 0 {
 		return nil, nil
@@ -366,9 +376,9 @@ func (r *Router) readMRT(ctx context.Context) {
 	buf := make([]byte, 65536)
 	pump(ctx, &r.mrtReader, func() (mroute.Message, error) { return r.mrt.Read(buf) }, func(m mroute.Message) bool {
 		if m.Upcall != nil {
-			return offer(r.upcalls, *m.Upcall)
+			return offer(r.in.upcalls, *m.Upcall)
 		}
-		return offer(r.igmpPackets, igmpPacket{data: append([]byte(nil), m.Packet...), ifindex: m.IfIndex})
+		return offer(r.in.igmpPackets, igmpPacket{data: append([]byte(nil), m.Packet...), ifindex: m.IfIndex})
 	})
 }
 
