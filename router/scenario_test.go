@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
@@ -25,11 +27,12 @@ groups = ["224.0.0.0/4"]
 `
 
 var (
-	hostSrc  = netip.MustParseAddr("10.0.1.2") // a source on eth1
-	hostSrc2 = netip.MustParseAddr("10.0.1.3")
-	farSrc   = netip.MustParseAddr("10.0.5.5") // a source behind 10.0.3.254 on eth3
-	ssmGroup = netip.MustParseAddr("232.1.1.1")
-	rpAddr   = netip.MustParseAddr("10.0.9.9")
+	hostSrc   = netip.MustParseAddr("10.0.1.2") // a source on eth1
+	hostSrc2  = netip.MustParseAddr("10.0.1.3")
+	farSrc    = netip.MustParseAddr("10.0.5.5") // a source behind 10.0.3.254 on eth3
+	ssmGroup  = netip.MustParseAddr("232.1.1.1")
+	rpAddr    = netip.MustParseAddr("10.0.9.9")
+	rpGateway = netip.MustParseAddr("10.0.1.254")
 )
 
 // threeLinks is a router with a source LAN (eth1), a receiver LAN (eth2) and a
@@ -39,7 +42,7 @@ func threeLinks(t *testing.T, cfg string) (*lab, *iface, *iface, *iface) {
 	eth1 := l.link("eth1", 11, "10.0.1.1/24")
 	eth2 := l.link("eth2", 12, "10.0.2.1/24")
 	eth3 := l.link("eth3", 13, "10.0.3.1/24")
-	l.route("10.0.9.0/24", 11, "10.0.1.254")
+	l.route("10.0.9.0/24", 11, rpGateway.String())
 	l.route("10.0.5.0/24", 13, "10.0.3.254")
 	l.pim.take() // hellos
 	return l, eth1, eth2, eth3
@@ -360,5 +363,36 @@ func TestStaticRoutesAndTemplates(t *testing.T) {
 	l.mfc(sgKey{Source: src, Group: grp1}, "eth1", "eth2", "eth3")
 	if l.r.counters["mfc_drift"] != 1 {
 		t.Errorf("counters %v", l.r.counters)
+	}
+}
+
+func TestAssertMetricFromTheCachedPath(t *testing.T) {
+	l, _, eth2, _ := threeLinks(t, withRP)
+	l.fib.routes[netip.MustParsePrefix("10.0.5.0/24")] = fibRoute{ifindex: 13, gateway: netip.MustParseAddr("10.0.3.254"),
+		protocol: unix.RTPROT_STATIC, priority: 20}
+	l.fib.routes[netip.MustParsePrefix("10.0.9.0/24")] = fibRoute{ifindex: 11, gateway: rpGateway, protocol: unix.RTPROT_OSPF, priority: 7}
+	lookups := l.fib.lookups
+	key := sgKey{Source: farSrc, Group: grp1}
+	tests := []struct {
+		name   string
+		key    sgKey
+		shared bool
+		want   pim.AssertMetric
+	}{
+		{"source tree", key, false, pim.AssertMetric{Preference: 1, Metric: 20, Address: eth2.pimSelf}},
+		{"again, from the cache", key, false, pim.AssertMetric{Preference: 1, Metric: 20, Address: eth2.pimSelf}},
+		{"shared tree", key, true, pim.AssertMetric{RPT: true, Preference: 110, Metric: 7, Address: eth2.pimSelf}},
+		{"connected source", sgKey{Source: hostSrc, Group: grp1}, false, pim.AssertMetric{Address: eth2.pimSelf}},
+		{"no route", sgKey{Source: netip.MustParseAddr("192.0.2.1"), Group: grp1}, false,
+			pim.AssertMetric{Preference: 0x7fffffff, Metric: 0xffffffff, Address: eth2.pimSelf}},
+	}
+	for _, tt := range tests {
+		if got := l.r.assertMetric(tt.key, eth2, tt.shared); got != tt.want {
+			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+	// One lookup per address: the source, the RP and the unroutable one.
+	if got := l.fib.lookups - lookups; got != 3 {
+		t.Errorf("%d FIB lookups", got)
 	}
 }
