@@ -150,7 +150,7 @@ func (r *Router) routesView() (api.Routes, error) {
 	}
 	now := r.now()
 	out := api.Routes{Routes: make([]api.Route, 0, r.rib.Len())}
-	for _, rt := range r.rib.Routes() {
+	for rt := range r.rib.Routes() {
 		key := rt.Key
 		v := api.Route{
 			Source: "*", Group: key.Group.String(), IIF: rt.IIF, OIFs: nonNil(slices.Clone(rt.OIFs)),
@@ -421,7 +421,7 @@ func (r *Router) statusView() api.Status {
 	cs["pim_read_errors"] = r.pimReader.readErrors.Load()
 	cs["pim_queue_full"] = r.pimReader.queueFull.Load()
 	installed := 0
-	for _, rt := range r.rib.Routes() {
+	for rt := range r.rib.Routes() {
 		if rt.Installable() {
 			installed++
 		}

@@ -21,7 +21,7 @@ type desiredEntry struct {
 // desired computes the MFC entries the routes call for.
 func (r *Router) desired() map[sgKey]desiredEntry {
 	out := make(map[sgKey]desiredEntry, r.rib.Len())
-	for _, rt := range r.rib.Routes() {
+	for rt := range r.rib.Routes() {
 		if e, ok := r.desiredEntry(rt); ok {
 			out[rt.Key] = e
 		}

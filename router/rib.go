@@ -1,6 +1,7 @@
 package router
 
 import (
+	"iter"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -164,17 +165,17 @@ func (e ribEnv) SSM(group netip.Addr) bool              { return e.r.rps.SSM(gro
 func (e ribEnv) IsOwn(addr netip.Addr) bool             { return e.r.isOwn(addr) }
 func (e ribEnv) Count(name string)                      { e.r.counters.inc(name) }
 
-func (e ribEnv) MemberInterfaces() []string {
-	var out []string
-	for _, ifc := range e.r.ifaces {
-		if ifc.querier != nil {
-			out = append(out, ifc.name)
+func (e ribEnv) Members() iter.Seq2[string, mrib.Membership] {
+	return func(yield func(string, mrib.Membership) bool) {
+		for _, ifc := range e.r.ifaces {
+			if ifc.querier != nil && !yield(ifc.name, ifc.querier) {
+				return
+			}
 		}
 	}
-	return out
 }
 
-func (e ribEnv) Members(iface string) mrib.Membership {
+func (e ribEnv) Member(iface string) mrib.Membership {
 	if ifc := e.r.ifaces[iface]; ifc != nil && ifc.querier != nil {
 		return ifc.querier
 	}

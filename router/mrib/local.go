@@ -14,7 +14,7 @@ import (
 // memberKeys is what an interface's members ask the Tree for in a group: (*,G) for
 // any-source membership, (S,G) for each source of an INCLUDE list.
 func (r *RIB) memberKeys(iface string, group netip.Addr) []Key {
-	q := r.env.Members(iface)
+	q := r.env.Member(iface)
 	if q == nil || !r.countsMembers(iface) {
 		return nil
 	}

@@ -11,7 +11,9 @@
 package mrib
 
 import (
+	"iter"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"time"
 
@@ -84,9 +86,10 @@ type Env interface {
 	RP(group netip.Addr) (netip.Addr, bool)
 	SSM(group netip.Addr) bool
 	IsOwn(addr netip.Addr) bool
-	// MemberInterfaces lists the interfaces where IGMP runs, and Members their state.
-	MemberInterfaces() []string
-	Members(iface string) Membership // nil where IGMP does not run
+	// Members yields each interface where IGMP runs and its state; Member is one
+	// interface's, nil where IGMP does not run.
+	Members() iter.Seq2[string, Membership]
+	Member(iface string) Membership
 	// DR says whether PIM runs on an interface and whether it elected us.
 	DR(iface string) (pimOn, isDR bool)
 	// AssertMetric is our claim in an assert for (S,G) on an interface, along the
@@ -168,14 +171,8 @@ func (r *RIB) Route(key Key) (*Route, bool) {
 	return rt, ok
 }
 
-// Routes lists every route, in no order.
-func (r *RIB) Routes() []*Route {
-	out := make([]*Route, 0, len(r.routes))
-	for _, rt := range r.routes {
-		out = append(out, rt)
-	}
-	return out
-}
+// Routes yields every route, in no order.
+func (r *RIB) Routes() iter.Seq[*Route] { return maps.Values(r.routes) }
 
 // Len is the number of routes, templates included.
 func (r *RIB) Len() int { return len(r.routes) }

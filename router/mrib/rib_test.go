@@ -3,6 +3,7 @@ package mrib
 import (
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -70,15 +71,17 @@ func (e *fakeEnv) RP(g netip.Addr) (netip.Addr, bool) {
 	return e.rp, e.rp.IsValid() && !e.SSM(g)
 }
 
-func (e *fakeEnv) MemberInterfaces() []string {
-	var out []string
-	for name := range e.members {
-		out = append(out, name)
+func (e *fakeEnv) Members() iter.Seq2[string, Membership] {
+	return func(yield func(string, Membership) bool) {
+		for name, m := range e.members {
+			if !yield(name, m) {
+				return
+			}
+		}
 	}
-	return out
 }
 
-func (e *fakeEnv) Members(iface string) Membership {
+func (e *fakeEnv) Member(iface string) Membership {
 	if m, ok := e.members[iface]; ok {
 		return m
 	}
@@ -645,8 +648,8 @@ func TestStaticRoutesAndTemplates(t *testing.T) {
 	if mustRoute(t, h, sg(hostSrc, grp)) != kept {
 		t.Fatal("an unchanged static route was replaced")
 	}
-	if len(h.rib.Routes()) != 2 {
-		t.Fatalf("routes %v", h.rib.Routes())
+	if h.rib.Len() != 2 {
+		t.Fatalf("%d routes", h.rib.Len())
 	}
 }
 
