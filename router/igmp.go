@@ -66,11 +66,13 @@ func (r *Router) updateQuerier(ifc *iface, now time.Time) {
 		}
 		ifc.querierSelf = ifc.primary()
 		ifc.querier = igmp.NewQuerier(r.igmpConfig(), ifc.querierSelf)
+		r.memberIfaces = nil
 		r.log.Info("IGMP querier started", "interface", ifc.name, "address", ifc.primary())
 		r.igmpActions(ifc, ifc.querier.Start(now))
 	case !want && ifc.querier != nil:
 		q := ifc.querier
 		ifc.querier = nil // membership of this interface no longer counts
+		r.memberIfaces = nil
 		r.igmp.leave(ifc.index)
 		r.igmpActions(ifc, q.Stop())
 		r.log.Info("IGMP querier stopped", "interface", ifc.name)

@@ -1,7 +1,6 @@
 package router
 
 import (
-	"iter"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -165,14 +164,18 @@ func (e ribEnv) SSM(group netip.Addr) bool              { return e.r.rps.SSM(gro
 func (e ribEnv) IsOwn(addr netip.Addr) bool             { return e.r.isOwn(addr) }
 func (e ribEnv) Count(name string)                      { e.r.counters.inc(name) }
 
-func (e ribEnv) Members() iter.Seq2[string, mrib.Membership] {
-	return func(yield func(string, mrib.Membership) bool) {
-		for _, ifc := range e.r.ifaces {
-			if ifc.querier != nil && !yield(ifc.name, ifc.querier) {
-				return
+// MemberInterfaces is asked for every route recomputed: the list is kept, and made
+// again only after a querier started or stopped.
+func (e ribEnv) MemberInterfaces() []string {
+	r := e.r
+	if r.memberIfaces == nil {
+		for _, ifc := range r.ifaces {
+			if ifc.querier != nil {
+				r.memberIfaces = append(r.memberIfaces, ifc.name)
 			}
 		}
 	}
+	return r.memberIfaces
 }
 
 func (e ribEnv) Member(iface string) mrib.Membership {

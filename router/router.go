@@ -38,18 +38,20 @@ type Router struct {
 	// clock is where the loop reads the time: the wall clock, or a test's.
 	clock func() time.Time
 
-	mrt       mrtTable
-	fib       fib
-	links     netState
-	igmp      igmpConn
-	pimIO     pimConn
-	vifs      *mroute.VIFTable
-	ifaces    map[string]*iface // by name
-	rps       *pim.RPSet
-	rib       *mrib.RIB // routes and PIM state
-	paths     pathCache
-	joinsHeld time.Time // since when the Tree holds Join/Prunes back; zero when it holds none
-	regVIF    int       // the register VIF, -1 when there is none
+	mrt    mrtTable
+	fib    fib
+	links  netState
+	igmp   igmpConn
+	pimIO  pimConn
+	vifs   *mroute.VIFTable
+	ifaces map[string]*iface // by name
+	rps    *pim.RPSet
+	rib    *mrib.RIB // routes and PIM state
+	// memberIfaces are the interfaces where IGMP runs; nil until the RIB asks.
+	memberIfaces []string
+	paths        pathCache
+	joinsHeld    time.Time // since when the Tree holds Join/Prunes back; zero when it holds none
+	regVIF       int       // the register VIF, -1 when there is none
 
 	counters             counters
 	mrtReader, pimReader readerStats

@@ -180,8 +180,9 @@ func (r *RIB) ssmAnySource(group netip.Addr, g igmp.GroupState, known bool) bool
 
 // pimInclude reports whether members on an interface want (S,G): pim_include(S,G)
 // or pim_include(*,G) less pim_exclude(S,G) (RFC 7761 4.1.6).
-func (r *RIB) pimInclude(iface string, q Membership, key Key) bool {
-	if !q.Forward(key.Source, key.Group) || !r.countsMembers(iface) {
+func (r *RIB) pimInclude(iface string, key Key) bool {
+	q := r.env.Member(iface)
+	if q == nil || !q.Forward(key.Source, key.Group) || !r.countsMembers(iface) {
 		return false
 	}
 	g, ok := q.Group(key.Group)
@@ -239,8 +240,8 @@ func (r *RIB) inheritedOListRPT(key Key, iif string) []string {
 func (r *RIB) inheritedOList(key Key, iif string, withAssert bool) []string {
 	out := r.inheritedOListRPT(key, iif)
 	out = append(out, r.tree.Forwards(key)...)
-	for name, q := range r.env.Members() {
-		if name != iif && r.pimInclude(name, q, key) {
+	for _, name := range r.env.MemberInterfaces() {
+		if name != iif && r.pimInclude(name, key) {
 			out = append(out, name)
 		}
 	}

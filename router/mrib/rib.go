@@ -86,9 +86,9 @@ type Env interface {
 	RP(group netip.Addr) (netip.Addr, bool)
 	SSM(group netip.Addr) bool
 	IsOwn(addr netip.Addr) bool
-	// Members yields each interface where IGMP runs and its state; Member is one
-	// interface's, nil where IGMP does not run.
-	Members() iter.Seq2[string, Membership]
+	// MemberInterfaces lists the interfaces where IGMP runs, and Member gives one
+	// interface's state, nil where IGMP does not run.
+	MemberInterfaces() []string
 	Member(iface string) Membership
 	// DR says whether PIM runs on an interface and whether it elected us.
 	DR(iface string) (pimOn, isDR bool)

@@ -3,7 +3,6 @@ package mrib
 import (
 	"fmt"
 	"io"
-	"iter"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -71,14 +70,12 @@ func (e *fakeEnv) RP(g netip.Addr) (netip.Addr, bool) {
 	return e.rp, e.rp.IsValid() && !e.SSM(g)
 }
 
-func (e *fakeEnv) Members() iter.Seq2[string, Membership] {
-	return func(yield func(string, Membership) bool) {
-		for name, m := range e.members {
-			if !yield(name, m) {
-				return
-			}
-		}
+func (e *fakeEnv) MemberInterfaces() []string {
+	var out []string
+	for name := range e.members {
+		out = append(out, name)
 	}
+	return out
 }
 
 func (e *fakeEnv) Member(iface string) Membership {
