@@ -110,7 +110,7 @@ func (r *RIB) updateSourceState(now time.Time, key Key, rt *Route, v sourceView)
 	r.updateSPTbit(now, key, false, keepalive)
 }
 
-// keepaliveRunning is whether KeepaliveTimer(S,G) runs (RFC 7761 4.1.2, 4.2.1):
+// keepaliveRunning is whether KeepaliveTimer(S,G) runs (RFC 7761 4.1.3, 4.2):
 // traffic is seen (a learned route) where this router is on the source's side of
 // things: its first hop, the RP, a router already on the source's tree, or a last
 // hop switching to it (SwitchToSptDesired, 4.2.1).
@@ -165,7 +165,7 @@ func (r *RIB) iAmDR(iface string) bool {
 
 // countsMembers reports whether IGMP members on an interface count: where we are
 // the DR, or where PIM does not run and there is no DR to defer to (RFC 7761
-// 4.1.6, pim_include).
+// 4.1.5, pim_include).
 func (r *RIB) countsMembers(iface string) bool {
 	on, _ := r.env.DR(iface)
 	return !on || r.iAmDR(iface)
@@ -179,7 +179,7 @@ func (r *RIB) ssmAnySource(group netip.Addr, g igmp.GroupState, known bool) bool
 }
 
 // pimInclude reports whether members on an interface want (S,G): pim_include(S,G)
-// or pim_include(*,G) less pim_exclude(S,G) (RFC 7761 4.1.6).
+// or pim_include(*,G) less pim_exclude(S,G) (RFC 7761 4.1.5).
 func (r *RIB) pimInclude(iface string, key Key) bool {
 	q := r.env.Member(iface)
 	if q == nil || !q.Forward(key.Source, key.Group) || !r.countsMembers(iface) {
@@ -215,7 +215,7 @@ func (r *RIB) routeIIF(key Key, rt *Route, v sourceView) (iif string, shared boo
 	return r.env.RPF(v.rp).Interface, true
 }
 
-// inheritedOListRPT is inherited_olist(S,G,rpt) (RFC 7761 4.1.6): where the shared
+// inheritedOListRPT is inherited_olist(S,G,rpt) (RFC 7761 4.1.5): where the shared
 // tree takes (S,G), its joined interfaces and local any-source members, less
 // those where the source is pruned off it or that exclude it.
 func (r *RIB) inheritedOListRPT(key Key, iif string) []string {
@@ -234,7 +234,7 @@ func (r *RIB) inheritedOListRPT(key Key, iif string) []string {
 	return out
 }
 
-// inheritedOList is inherited_olist(S,G) (RFC 7761 4.1.6): the shared tree's
+// inheritedOList is inherited_olist(S,G) (RFC 7761 4.1.5): the shared tree's
 // interfaces, the source tree's joins and local members, never the incoming
 // interface, and, with assert, not where another router won the assert.
 func (r *RIB) inheritedOList(key Key, iif string, withAssert bool) []string {
