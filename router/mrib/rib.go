@@ -190,9 +190,6 @@ func (r *RIB) TakeChanged() []Key {
 	return out
 }
 
-// MarkGroup has Refresh recompute a group's routes.
-func (r *RIB) MarkGroup(group netip.Addr) { r.dirtyGroups[group] = true }
-
 // MarkAll has Refresh recompute every group's routes.
 func (r *RIB) MarkAll() {
 	for group := range r.byGroup {

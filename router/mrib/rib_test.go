@@ -425,7 +425,7 @@ func TestRegisterAtFirstHop(t *testing.T) {
 	h.wantSends("null-register>10.0.9.9")
 	// Not the DR of the source's LAN: somebody else registers.
 	h.env.notDR["eth1"] = true
-	h.rib.MarkGroup(grp)
+	h.rib.MarkAll()
 	h.advance(5 * time.Minute)
 	if _, ok := h.rib.Tree().Registering(key); ok {
 		t.Fatal("registering where another router is the DR")
