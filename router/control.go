@@ -18,6 +18,7 @@ import (
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
 	"github.com/mrouterd/mrouterd/router/api"
+	"github.com/mrouterd/mrouterd/router/mrib"
 )
 
 // counters are named event counts, owned by the loop.
@@ -103,7 +104,7 @@ func (r *Router) handler() http.Handler {
 	view(api.PathIGMPGroups, func() (any, error) { return r.igmpGroupsView(), nil })
 	view(api.PathPIMNeighbors, func() (any, error) { return r.pimNeighborsView(), nil })
 	view(api.PathPIMRP, func() (any, error) { return r.rpView(), nil })
-	view(api.PathPIMJoins, func() (any, error) { return r.joinsView(time.Now()), nil })
+	view(api.PathPIMJoins, func() (any, error) { return r.joinsView(r.now()), nil })
 	mux.HandleFunc("POST "+api.PathReload, func(w http.ResponseWriter, req *http.Request) {
 		summary, err := r.Reload(req.Context())
 		if err != nil {
@@ -147,14 +148,15 @@ func (r *Router) routesView() (api.Routes, error) {
 	if !r.refreshKernel() {
 		return api.Routes{}, errors.New("read the kernel MFC for counters failed (see the daemon's log)")
 	}
-	now := time.Now()
-	out := api.Routes{Routes: make([]api.Route, 0, len(r.routes))}
-	for key, rt := range r.routes {
+	now := r.now()
+	out := api.Routes{Routes: make([]api.Route, 0, r.rib.Len())}
+	for rt := range r.rib.Routes() {
+		key := rt.Key
 		v := api.Route{
-			Source: "*", Group: key.Group.String(), IIF: rt.iif, OIFs: nonNil(slices.Clone(rt.oifs)),
-			Protocol: rt.protocol, Flags: r.routeFlags(rt),
-			UptimeS:  int64(now.Sub(rt.created).Seconds()),
-			ExpiresS: int64(r.expiresIn(rt, now).Seconds()),
+			Source: "*", Group: key.Group.String(), IIF: rt.IIF, OIFs: nonNil(slices.Clone(rt.OIFs)),
+			Protocol: rt.Origin.String(), Flags: r.routeFlags(rt),
+			UptimeS:  int64(now.Sub(rt.Created).Seconds()),
+			ExpiresS: int64(r.rib.ExpiresIn(rt, now).Seconds()),
 		}
 		if key.Source.IsValid() {
 			v.Source = key.Source.String()
@@ -176,11 +178,11 @@ func (r *Router) routesView() (api.Routes, error) {
 // template of the same group takes their place.
 func (r *Router) sharedTreeViews(now time.Time) []api.Route {
 	var out []api.Route
-	for _, e := range r.tree.Entries(netip.Addr{}) {
-		if !e.Key.Wildcard() || r.routes[e.Key] != nil {
+	for _, e := range r.rib.Tree().Entries(netip.Addr{}) {
+		if _, ok := r.rib.Route(e.Key); !e.Key.Wildcard() || ok {
 			continue
 		}
-		v := api.Route{Source: "*", Group: e.Key.Group.String(), OIFs: []string{}, Protocol: protoPIM,
+		v := api.Route{Source: "*", Group: e.Key.Group.String(), OIFs: []string{}, Protocol: mrib.OriginPIM.String(),
 			Flags: []string{"WC"}, UptimeS: int64(now.Sub(e.Created).Seconds())}
 		if rp, ok := r.rpOf(e.Key.Group); ok {
 			v.IIF = r.rpf(rp).Interface
@@ -202,26 +204,26 @@ func (r *Router) sharedTreeViews(now time.Time) []api.Route {
 }
 
 // routeFlags explains a route's state in a word or two each.
-func (r *Router) routeFlags(rt *route) []string {
+func (r *Router) routeFlags(rt *mrib.Route) []string {
 	flags := []string{}
-	if rt.template {
+	if rt.Template {
 		flags = append(flags, "template")
 	}
-	if rt.learned {
+	if rt.Learned {
 		flags = append(flags, "learned")
 	}
 	// SPT: accepted along the source's own tree; RPT: along the shared tree.
 	switch {
-	case rt.shared:
+	case rt.Shared:
 		flags = append(flags, "RPT")
-	case rt.protocol == protoPIM:
+	case rt.Origin == mrib.OriginPIM:
 		flags = append(flags, "SPT")
 	}
-	if _, ok := r.tree.Upstream(rt.key); ok {
+	if _, ok := r.rib.Tree().Upstream(rt.Key); ok {
 		flags = append(flags, "joined")
 	}
-	if !rt.template {
-		if _, ok := r.kernelByKey[rt.key]; ok {
+	if !rt.Template {
+		if _, ok := r.kernelByKey[rt.Key]; ok {
 			flags = append(flags, "installed")
 		} else {
 			flags = append(flags, "pending")
@@ -233,7 +235,7 @@ func (r *Router) routeFlags(rt *route) []string {
 // mfcView reads the kernel's MFC; a failed read is an error for the client, never an
 // empty table that looks like the truth.
 func (r *Router) mfcView() (api.MFC, error) {
-	entries, err := mroute.Dump(r.cfg.Router.Table)
+	entries, err := r.mrt.Dump()
 	if err != nil {
 		r.counters.inc("mfc_dump_errors")
 		return api.MFC{}, fmt.Errorf("read the kernel MFC: %w", err)
@@ -281,7 +283,7 @@ func (r *Router) interfacesView() api.Interfaces {
 				Version: r.cfg.IGMP.Version, Querier: q.IsQuerier(), QuerierAddress: addrOrDash(q.QuerierAddress()),
 				QueryIntervalS: r.cfg.IGMP.QueryInterval.Seconds(), Groups: len(q.Groups()),
 			}
-			v.IGMPState.OtherQuerierExpires = secondsUntil(q.OtherQuerierExpires(), time.Now())
+			v.IGMPState.OtherQuerierExpires = secondsUntil(q.OtherQuerierExpires(), r.now())
 		}
 		if p := ifc.pim; p != nil {
 			v.PIMState = &api.PIMInterface{
@@ -310,7 +312,7 @@ func (r *Router) interfacesView() api.Interfaces {
 
 func (r *Router) igmpGroupsView() api.IGMPGroups {
 	out := api.IGMPGroups{Groups: []api.IGMPGroup{}}
-	now := time.Now()
+	now := r.now()
 	for _, ifc := range r.sortedInterfaces() {
 		if ifc.querier == nil {
 			continue
@@ -335,7 +337,7 @@ func (r *Router) igmpGroupsView() api.IGMPGroups {
 
 func (r *Router) pimNeighborsView() api.PIMNeighbors {
 	out := api.PIMNeighbors{Neighbors: []api.PIMNeighbor{}}
-	now := time.Now()
+	now := r.now()
 	for _, ifc := range r.sortedInterfaces() {
 		if ifc.pim == nil {
 			continue
@@ -367,7 +369,7 @@ func (r *Router) rpView() api.RPMappings {
 // joinsView lists the PIM Tree's entries.
 func (r *Router) joinsView(now time.Time) api.PIMJoins {
 	out := api.PIMJoins{Joins: []api.PIMJoin{}}
-	for _, e := range r.tree.Entries(netip.Addr{}) {
+	for _, e := range r.rib.Tree().Entries(netip.Addr{}) {
 		j := api.PIMJoin{
 			Source: "*", Group: e.Key.Group.String(), Upstream: e.Upstream.Interface,
 			Joined: e.Joined, Keepalive: e.Keepalive, SPT: e.SPTBit, Register: e.Register,
@@ -419,13 +421,13 @@ func (r *Router) statusView() api.Status {
 	cs["pim_read_errors"] = r.pimReader.readErrors.Load()
 	cs["pim_queue_full"] = r.pimReader.queueFull.Load()
 	installed := 0
-	for _, rt := range r.routes {
-		if rt.installable() {
+	for rt := range r.rib.Routes() {
+		if rt.Installable() {
 			installed++
 		}
 	}
 	return api.Status{
-		Version: r.version, UptimeS: int64(time.Since(r.started).Seconds()),
+		Version: r.version, UptimeS: int64(r.now().Sub(r.started).Seconds()),
 		ConfigFile: r.cfg.File, Table: r.cfg.Router.Table,
 		VIFs: r.vifs.Used(), MaxVIFs: mroute.MaxVIFs, Routes: installed,
 		Counters: cs, Warnings: nonNil(r.warnings()),

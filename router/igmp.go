@@ -66,11 +66,13 @@ func (r *Router) updateQuerier(ifc *iface, now time.Time) {
 		}
 		ifc.querierSelf = ifc.primary()
 		ifc.querier = igmp.NewQuerier(r.igmpConfig(), ifc.querierSelf)
+		r.memberIfaces = nil
 		r.log.Info("IGMP querier started", "interface", ifc.name, "address", ifc.primary())
 		r.igmpActions(ifc, ifc.querier.Start(now))
 	case !want && ifc.querier != nil:
 		q := ifc.querier
 		ifc.querier = nil // membership of this interface no longer counts
+		r.memberIfaces = nil
 		r.igmp.leave(ifc.index)
 		r.igmpActions(ifc, q.Stop())
 		r.log.Info("IGMP querier stopped", "interface", ifc.name)
@@ -116,8 +118,7 @@ func (r *Router) igmpActions(ifc *iface, actions []igmp.Action) {
 			}
 			r.counters.inc("igmp_queries_sent")
 		case igmp.GroupChanged:
-			r.syncLocal(ifc, a.Group, time.Now())
-			r.dirtyGroups[a.Group] = true
+			r.sendAll(r.rib.SyncLocal(r.now(), ifc.name, a.Group))
 		case igmp.QuerierChanged:
 			r.log.Info("IGMP querier", "interface", ifc.name, "querier", a.Querier, "self", a.IsSelf)
 		}

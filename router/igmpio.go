@@ -12,6 +12,14 @@ import (
 	"github.com/mrouterd/mrouterd/mroute"
 )
 
+// igmpConn is how the loop speaks IGMP; igmpIO is the kernel's.
+type igmpConn interface {
+	join(ifindex int) error
+	leave(ifindex int)
+	sendQuery(ifindex int, src, dst netip.Addr, q *igmp.Query) error
+	Close() error
+}
+
 // igmpIO sends IGMP queries and joins the groups routers must hear reports on. Reports
 // arrive on the multicast routing socket, which sees every IGMP packet the kernel
 // delivers to the router.

@@ -1,7 +1,6 @@
 package router
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -9,12 +8,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
+	"github.com/mrouterd/mrouterd/router/netwatch"
 )
 
 // iface is one network interface as the kernel reports it, and its VIF if it has one.
@@ -31,139 +30,36 @@ type iface struct {
 
 	pim     *pim.Interface // nil when PIM is off here
 	pimSelf netip.Addr     // the address PIM speaks from
-
-	// local is, per group, what this interface's members have asked the PIM Tree for.
-	local map[netip.Addr][]sgKey
 }
 
 func (i *iface) hasVIF() bool { return i.vif >= 0 }
 
-// netlinkEvent is one change from the kernel's link and address notifications, or a
-// request for a full resync after the subscription broke.
-type netlinkEvent struct {
-	link   *netlink.LinkUpdate
-	addr   *netlink.AddrUpdate
-	route  *netip.Prefix // a unicast route to this prefix came or went: RPF may have moved
-	resync bool
-}
-
-// watchNetlink follows link, address and unicast route changes. When a subscription breaks (socket
-// overflow, error), it subscribes again and asks the loop for a full resync, since
-// notifications may have been lost.
-func (r *Router) watchNetlink(ctx context.Context) {
-	backoff := 100 * time.Millisecond
-	for first := true; ctx.Err() == nil; first = false {
-		done := make(chan struct{})
-		links := make(chan netlink.LinkUpdate, 64)
-		addrs := make(chan netlink.AddrUpdate, 64)
-		routes := make(chan netlink.RouteUpdate, 256)
-		errs := func(err error) { r.log.Warn("netlink subscription", "err", err) }
-		err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{
-			ErrorCallback: errs, ReceiveBufferSize: 1 << 20})
-		if err == nil {
-			err = netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{
-				ErrorCallback: errs, ReceiveBufferSize: 1 << 20})
-		}
-		if err == nil {
-			err = netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{
-				ErrorCallback: errs, ReceiveBufferSize: 1 << 20})
-		}
-		if err != nil {
-			close(done)
-			r.log.Error("netlink subscribe", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		if !first {
-			r.send(ctx, netlinkEvent{resync: true})
-		}
-		r.forwardNetlink(ctx, links, addrs, routes)
-		close(done)
-		// Drain so the library's reader goroutines can finish.
-		for range links {
-		}
-		for range addrs {
-		}
-		for range routes {
-		}
-	}
-}
-
-// forwardNetlink passes updates to the loop until either subscription closes.
-func (r *Router) forwardNetlink(ctx context.Context, links <-chan netlink.LinkUpdate, addrs <-chan netlink.AddrUpdate,
-	routes <-chan netlink.RouteUpdate) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case u, ok := <-links:
-			if !ok {
-				return
-			}
-			r.send(ctx, netlinkEvent{link: &u})
-		case u, ok := <-addrs:
-			if !ok {
-				return
-			}
-			r.send(ctx, netlinkEvent{addr: &u})
-		case u, ok := <-routes:
-			if !ok {
-				return
-			}
-			// Only unicast routes of the main table steer RPF; the MFC's own and the
-			// local table's churn are not worth a wakeup.
-			if u.Route.Table == unix.RT_TABLE_MAIN && u.Route.Type == unix.RTN_UNICAST {
-				dst := netip.PrefixFrom(netip.IPv4Unspecified(), 0) // the default route
-				if u.Dst != nil {
-					if p, ok := toPrefix(*u.Dst); ok {
-						dst = p.Masked()
-					}
-				}
-				r.send(ctx, netlinkEvent{route: &dst})
-			}
-		}
-	}
-}
-
-func (r *Router) send(ctx context.Context, ev netlinkEvent) {
-	select {
-	case r.netlink <- ev:
-	case <-ctx.Done():
-	}
-}
-
-func (r *Router) handleNetlink(ev netlinkEvent) {
-	switch {
-	case ev.resync:
+// handleNetwork follows a change of the kernel's links, addresses or routes.
+func (r *Router) handleNetwork(ev netwatch.Event) {
+	switch ev := ev.(type) {
+	case netwatch.Resync:
 		r.counters.inc("netlink_resyncs")
-		r.rpfStale = true
+		r.paths.stale = true
 		if err := r.syncInterfaces(); err != nil {
 			r.log.Error("interface resync", "err", err)
 		}
-	case ev.link != nil:
-		attrs := ev.link.Link.Attrs()
-		if ev.link.Header.Type == unix.RTM_DELLINK {
-			r.linkGone(attrs.Index)
+	case *netwatch.LinkUpdate:
+		if ev.Gone {
+			r.linkGone(ev.Index)
 			return
 		}
-		r.linkSeen(attrs, isRegister(ev.link.Link))
-	case ev.addr != nil:
-		r.addrChanged(ev.addr.LinkIndex, ev.addr.LinkAddress, ev.addr.NewAddr)
-	case ev.route != nil:
+		r.linkSeen(ev.Link)
+	case *netwatch.AddrUpdate:
+		r.addrChanged(ev.Index, ev.Prefix, !ev.Gone)
+	case *netwatch.RouteUpdate:
 		r.counters.inc("route_changes")
 		// Only addresses inside the prefix can have a new best route. Most changes on
 		// a busy node (a pod's /32 coming and going) touch none of the sources and
 		// RPs that trees are built towards.
-		for addr := range r.rpfCache {
-			if ev.route.Contains(addr) {
-				r.log.Debug("route change", "prefix", ev.route.String(), "covers", addr)
-				r.rpfStale = true
+		for addr := range r.paths.byAddr {
+			if ev.Dst.Contains(addr) {
+				r.log.Debug("route change", "prefix", ev.Dst.String(), "covers", addr)
+				r.paths.stale = true
 				return
 			}
 		}
@@ -172,48 +68,42 @@ func (r *Router) handleNetlink(ev netlinkEvent) {
 
 // isRegister recognises the register device the kernel makes for a register VIF:
 // "pimreg", or "pimreg<table>" for a table other than the default.
-func isRegister(l netlink.Link) bool {
-	return strings.HasPrefix(l.Attrs().Name, "pimreg")
+func isRegister(name string) bool {
+	return strings.HasPrefix(name, "pimreg")
 }
 
 // syncInterfaces lists every link and address and makes the router's view match it:
 // at start and whenever notifications may have been lost.
 func (r *Router) syncInterfaces() error {
-	links, err := netlink.LinkList()
+	links, err := r.links.Links()
 	if err != nil {
 		return err
 	}
 	present := make(map[int]bool, len(links))
 	for _, l := range links {
-		present[l.Attrs().Index] = true
-		r.linkSeen(l.Attrs(), isRegister(l))
+		present[l.Index] = true
+		r.linkSeen(l)
 	}
 	for _, ifc := range r.ifaces {
 		if !present[ifc.index] {
 			r.linkGone(ifc.index)
 		}
 	}
-	addrs, err := netlink.AddrList(nil, unix.AF_INET)
+	byIndex, err := r.links.Addresses()
 	if err != nil {
 		return err
-	}
-	byIndex := make(map[int][]netip.Prefix)
-	for _, a := range addrs {
-		if p, ok := toPrefix(*a.IPNet); ok {
-			byIndex[a.LinkIndex] = append(byIndex[a.LinkIndex], p)
-		}
 	}
 	for _, ifc := range r.ifaces {
 		ifc.addresses = byIndex[ifc.index]
 		sortPrefixes(ifc.addresses)
-		r.updateProtocols(ifc, time.Now())
+		r.updateProtocols(ifc, r.now())
 	}
 	return nil
 }
 
 // linkSeen records a link's current state; a link that reappears under a new ifindex
 // (deleted and created again) gives up its old VIF first.
-func (r *Router) linkSeen(attrs *netlink.LinkAttrs, register bool) {
+func (r *Router) linkSeen(attrs netwatch.Link) {
 	if old := r.byIndex(attrs.Index); old != nil && old.name != attrs.Name {
 		r.log.Info("interface renamed", "from", old.name, "to", attrs.Name)
 		r.removeInterface(old)
@@ -229,7 +119,7 @@ func (r *Router) linkSeen(attrs *netlink.LinkAttrs, register bool) {
 		r.ifaces[attrs.Name] = ifc
 	}
 	ifc.flags = attrs.Flags
-	ifc.register = register
+	ifc.register = isRegister(attrs.Name)
 	r.updateVIF(ifc)
 }
 
@@ -242,14 +132,13 @@ func (r *Router) linkGone(index int) {
 
 func (r *Router) removeInterface(ifc *iface) {
 	r.releaseVIF(ifc)
-	r.updateProtocols(ifc, time.Now())
+	r.updateProtocols(ifc, r.now())
 	delete(r.ifaces, ifc.name)
 }
 
-func (r *Router) addrChanged(index int, ipnet net.IPNet, added bool) {
+func (r *Router) addrChanged(index int, p netip.Prefix, added bool) {
 	ifc := r.byIndex(index)
-	p, ok := toPrefix(ipnet)
-	if ifc == nil || !ok {
+	if ifc == nil {
 		return
 	}
 	ifc.addresses = slices.DeleteFunc(ifc.addresses, func(q netip.Prefix) bool { return q == p })
@@ -257,7 +146,7 @@ func (r *Router) addrChanged(index int, ipnet net.IPNet, added bool) {
 		ifc.addresses = append(ifc.addresses, p)
 		sortPrefixes(ifc.addresses)
 	}
-	r.updateProtocols(ifc, time.Now())
+	r.updateProtocols(ifc, r.now())
 }
 
 func (r *Router) byIndex(index int) *iface {
@@ -301,7 +190,7 @@ func (r *Router) updateVIF(ifc *iface) {
 	case !want && ifc.hasVIF():
 		r.releaseVIF(ifc)
 	}
-	r.updateProtocols(ifc, time.Now())
+	r.updateProtocols(ifc, r.now())
 }
 
 func (r *Router) addVIF(ifc *iface) {
@@ -338,19 +227,6 @@ func (r *Router) releaseVIF(ifc *iface) {
 	r.reconcileWanted = true
 }
 
-func toPrefix(n net.IPNet) (netip.Prefix, bool) {
-	addr, ok := netip.AddrFromSlice(n.IP)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	addr = addr.Unmap()
-	if !addr.Is4() {
-		return netip.Prefix{}, false
-	}
-	ones, _ := n.Mask.Size()
-	return netip.PrefixFrom(addr, ones), true
-}
-
 func sortPrefixes(ps []netip.Prefix) {
 	slices.SortFunc(ps, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 }
@@ -382,8 +258,8 @@ func (r *Router) advanceProtocols(now time.Time) {
 			r.pimActions(ifc, ifc.pim.Advance(now))
 		}
 	}
-	r.treeActions(r.tree.Advance(now))
-	r.expireSPTPending(now)
+	r.treeActions(r.rib.Tree().Advance(now))
+	r.sendAll(r.rib.Advance(now))
 }
 
 // nextProtocolDeadline is the earliest IGMP or PIM timer of any interface.
@@ -395,10 +271,7 @@ func (r *Router) nextProtocolDeadline() (time.Time, bool) {
 			next, found = t, true
 		}
 	}
-	consider(r.tree.NextDeadline())
-	for _, at := range r.sptPending {
-		consider(at, true)
-	}
+	consider(r.rib.NextDeadline())
 	for _, ifc := range r.ifaces {
 		if ifc.querier != nil {
 			consider(ifc.querier.NextDeadline())

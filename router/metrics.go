@@ -23,7 +23,7 @@ func (r *Router) serveMetrics(w http.ResponseWriter, req *http.Request) {
 				neighbors += len(ifc.pim.Neighbors())
 			}
 		}
-		entries = r.tree.Len()
+		entries = r.rib.Tree().Len()
 	}); err != nil {
 		writeError(w, http.StatusServiceUnavailable, err)
 		return

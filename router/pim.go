@@ -9,6 +9,7 @@ import (
 
 	"github.com/mrouterd/mrouterd/conf"
 	"github.com/mrouterd/mrouterd/pim"
+	"github.com/mrouterd/mrouterd/router/mrib"
 )
 
 // pimConfig is the PIM configuration of one interface.
@@ -44,8 +45,8 @@ func (r *Router) updatePIM(ifc *iface, now time.Time) {
 		r.pimActions(ifc, ifc.pim.Stop(now))
 		ifc.pim = nil
 		r.pimIO.leave(ifc.index)
-		r.treeActions(r.tree.RemoveLink(now, ifc.name))
-		r.rpfStale = true
+		r.treeActions(r.rib.Tree().RemoveLink(now, ifc.name))
+		r.paths.stale = true
 		r.log.Info("PIM stopped", "interface", ifc.name)
 	}
 	if !want || ifc.pim != nil {
@@ -67,7 +68,7 @@ func (r *Router) updatePIM(ifc *iface, now time.Time) {
 func (r *Router) readPIM(ctx context.Context) {
 	buf := make([]byte, 65536)
 	pump(ctx, &r.pimReader, func() (pimPacket, error) { return r.pimIO.read(buf) },
-		func(p pimPacket) bool { return offer(r.pimPackets, p) })
+		func(p pimPacket) bool { return offer(r.in.pimPackets, p) })
 }
 
 // handlePIM passes a received PIM message to its interface.
@@ -96,14 +97,14 @@ func (r *Router) handlePIM(pkt pimPacket, now time.Time) {
 		r.pimActions(ifc, ifc.pim.ReceiveHello(now, pkt.src, m))
 	case *pim.JoinPrune:
 		r.counters.inc("pim_joinprunes_received")
-		r.treeActions(r.tree.ReceiveJoinPrune(now, ifc.name, m))
+		r.treeActions(r.rib.Tree().ReceiveJoinPrune(now, ifc.name, m))
 	case *pim.Register:
-		r.handleRegister(now, pkt.src, m)
+		r.sendAll(r.rib.Register(now, pkt.src, m))
 	case *pim.RegisterStop:
 		r.counters.inc("register_stops_received")
-		r.treeActions(r.tree.ReceiveRegisterStop(now, m.Group.Addr(), m.Source))
+		r.treeActions(r.rib.Tree().ReceiveRegisterStop(now, m.Group.Addr(), m.Source))
 	case *pim.Assert:
-		r.handleAssert(ifc, pkt.src, m, now)
+		r.sendAll(r.rib.Assert(now, ifc.name, pkt.src, m))
 	default:
 		r.counters.inc("pim_not_handled")
 	}
@@ -120,7 +121,7 @@ func (r *Router) pimActions(ifc *iface, actions []pim.Action) {
 			r.log.Info("PIM neighbor up", "interface", ifc.name, "neighbor", a.Address)
 			r.neighborsChanged(ifc)
 			// A new neighbour may be the upstream of joins already made: tell it soon.
-			r.treeActions(r.tree.NeighborRestarted(time.Now(), ifc.name, a.Address))
+			r.treeActions(r.rib.Tree().NeighborRestarted(r.now(), ifc.name, a.Address))
 		case pim.NeighborDown:
 			r.counters.inc("pim_neighbors_down")
 			r.log.Info("PIM neighbor down", "interface", ifc.name, "neighbor", a.Address)
@@ -128,14 +129,26 @@ func (r *Router) pimActions(ifc *iface, actions []pim.Action) {
 		case pim.NeighborRestarted:
 			r.counters.inc("pim_neighbors_restarted")
 			r.log.Info("PIM neighbor restarted", "interface", ifc.name, "neighbor", a.Address)
-			r.treeActions(r.tree.NeighborRestarted(time.Now(), ifc.name, a.Address))
+			r.treeActions(r.rib.Tree().NeighborRestarted(r.now(), ifc.name, a.Address))
 		case pim.DRChanged:
 			r.log.Info("PIM DR", "interface", ifc.name, "dr", a.DR, "self", a.IsSelf)
 			if ifc.pim != nil {
-				r.syncAllLocal(ifc, time.Now())
+				r.syncAllLocal(ifc)
 			}
 		}
 	}
+}
+
+// syncAllLocal re-derives every group's local receivers on an interface, after the
+// DR or the querier changed.
+func (r *Router) syncAllLocal(ifc *iface) {
+	var groups []netip.Addr
+	if ifc.querier != nil {
+		for _, g := range ifc.querier.Groups() {
+			groups = append(groups, g.Group)
+		}
+	}
+	r.sendAll(r.rib.SyncAllLocal(r.now(), ifc.name, groups))
 }
 
 // neighborsChanged follows a neighbour coming or going: the prune override interval
@@ -144,16 +157,13 @@ func (r *Router) neighborsChanged(ifc *iface) {
 	if ifc.pim != nil {
 		r.syncLink(ifc)
 	}
-	r.rpfStale = true
+	r.paths.stale = true
 }
-
-// pimMessage is any PIM message the router sends.
-type pimMessage interface{ Marshal() ([]byte, error) }
 
 // sendPIM sends a PIM message and counts it under what: to ALL-PIM-ROUTERS out of
 // the PIM interface named on, or, when on is empty, unicast to dst (Registers,
 // Register-Stops).
-func (r *Router) sendPIM(on string, dst netip.Addr, m pimMessage, what string) {
+func (r *Router) sendPIM(on string, dst netip.Addr, m mrib.Message, what string) {
 	msg, err := m.Marshal()
 	switch {
 	case err != nil:

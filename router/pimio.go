@@ -12,6 +12,16 @@ import (
 // allPIMRouters is where hellos and join/prunes go (RFC 7761 4.9).
 var allPIMRouters = netip.AddrFrom4([4]byte{224, 0, 0, 13})
 
+// pimConn is how the loop speaks PIM; pimIO is the kernel's.
+type pimConn interface {
+	join(ifindex int) error
+	leave(ifindex int)
+	send(ifindex int, src netip.Addr, msg []byte) error
+	sendTo(dst netip.Addr, msg []byte) error
+	read(buf []byte) (pimPacket, error)
+	Close() error
+}
+
 // pimIO is the raw PIM socket: hellos in and out of every PIM interface.
 type pimIO struct {
 	conn *ipv4.PacketConn

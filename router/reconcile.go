@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mrouterd/mrouterd/mroute"
+	"github.com/mrouterd/mrouterd/router/mrib"
 )
 
 // desiredEntry is an MFC entry as the router wants the kernel to hold it, both in VIF
@@ -19,10 +20,10 @@ type desiredEntry struct {
 
 // desired computes the MFC entries the routes call for.
 func (r *Router) desired() map[sgKey]desiredEntry {
-	out := make(map[sgKey]desiredEntry, len(r.routes))
-	for key, rt := range r.routes {
+	out := make(map[sgKey]desiredEntry, r.rib.Len())
+	for rt := range r.rib.Routes() {
 		if e, ok := r.desiredEntry(rt); ok {
-			out[key] = e
+			out[rt.Key] = e
 		}
 	}
 	return out
@@ -31,19 +32,19 @@ func (r *Router) desired() map[sgKey]desiredEntry {
 // desiredEntry is the MFC entry a route calls for. A route whose incoming interface
 // has no VIF cannot be installed; outgoing interfaces without a VIF are left out
 // until they get one.
-func (r *Router) desiredEntry(rt *route) (desiredEntry, bool) {
-	if rt == nil || !rt.installable() {
+func (r *Router) desiredEntry(rt *mrib.Route) (desiredEntry, bool) {
+	if rt == nil || !rt.Installable() {
 		return desiredEntry{}, false
 	}
-	in := r.ifaces[rt.iif]
+	in := r.ifaces[rt.IIF]
 	if in == nil || !in.hasVIF() {
 		return desiredEntry{}, false
 	}
 	e := desiredEntry{
-		mfc:      mroute.MFC{Source: rt.key.Source, Group: rt.key.Group, IIF: uint16(in.vif)},
+		mfc:      mroute.MFC{Source: rt.Key.Source, Group: rt.Key.Group, IIF: uint16(in.vif)},
 		iifIndex: in.index,
 	}
-	for _, name := range rt.oifs {
+	for _, name := range rt.OIFs {
 		out := r.ifaces[name]
 		if out == nil || !out.hasVIF() || out == in {
 			continue
@@ -65,9 +66,9 @@ func (d desiredEntry) same(iifIndex int, oifIndex []int) bool {
 // dump, so a burst of a thousand new routes costs a thousand calls, not a thousand
 // dumps. The full reconcile, from a dump, catches anything else.
 func (r *Router) reconcileKeys() {
-	for key := range r.dirtyKeys {
-		delete(r.dirtyKeys, key)
-		want, ok := r.desiredEntry(r.routes[key])
+	for _, key := range r.rib.TakeChanged() {
+		rt, _ := r.rib.Route(key)
+		want, ok := r.desiredEntry(rt)
 		have, had := r.installed[key]
 		switch {
 		case ok && had && want.same(have.iifIndex, have.oifIndex):
@@ -104,7 +105,7 @@ func (r *Router) remove(key sgKey) bool {
 
 // refreshKernel reads the kernel's MFC for this table.
 func (r *Router) refreshKernel() bool {
-	entries, err := mroute.Dump(r.cfg.Router.Table)
+	entries, err := r.mrt.Dump()
 	if err != nil {
 		r.counters.inc("mfc_dump_errors")
 		r.log.Error("read kernel MFC", "err", err)
@@ -129,7 +130,7 @@ func (r *Router) reconcile(why string) {
 		r.reconcileWanted = true // try again on the next event or tick
 		return
 	}
-	clear(r.dirtyKeys)
+	r.rib.TakeChanged() // the full reconcile covers them
 	clear(r.installed)
 	drift := why == "periodic"
 	want := r.desired()

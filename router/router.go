@@ -1,7 +1,3 @@
-// Package router owns mrouterd's routing state. One goroutine, the loop, holds every
-// map; socket readers, netlink watchers and the control API hand it work through
-// channels. It merges the configured and learned routes into desired (S,G) entries and
-// reconciles them with the kernel through package mroute.
 package router
 
 import (
@@ -17,6 +13,8 @@ import (
 	"github.com/mrouterd/mrouterd/conf"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
+	"github.com/mrouterd/mrouterd/router/mrib"
+	"github.com/mrouterd/mrouterd/router/netwatch"
 )
 
 // Options are what the daemon's command line hands the router.
@@ -37,42 +35,33 @@ type Router struct {
 	version string
 	socket  string
 	started time.Time
+	// clock is where the loop reads the time: the wall clock, or a test's.
+	clock func() time.Time
 
-	mrt     *mroute.Socket
-	igmp    *igmpIO
-	pimIO   *pimIO
-	vifs    *mroute.VIFTable
-	ifaces  map[string]*iface               // by name
-	routes  map[sgKey]*route                // static and learned entries, (*,G) templates included
-	byGroup map[netip.Addr]map[sgKey]*route // routes indexed by group
-	rps     *pim.RPSet
-	tree    *pim.Tree // PIM join/prune state
-	// rpfCache holds reverse-path lookups until the next unicast route change, which
-	// sets rpfStale.
-	rpfCache map[netip.Addr]pim.RPF
-	rpfStale bool
-	// dirtyGroups are groups whose routes must be recomputed before the next reconcile.
-	dirtyGroups map[netip.Addr]bool
-	joinsHeld   time.Time            // since when the Tree holds Join/Prunes back; zero when it holds none
-	regVIF      int                  // the register VIF, -1 when there is none
-	registerers map[sgKey]netip.Addr // on an RP: the first-hop DR registering each source
-	sptPending  map[sgKey]time.Time  // on an RP: sources waiting to switch to their own tree, until then
+	mrt    mrtTable
+	fib    fib
+	links  netState
+	igmp   igmpConn
+	pimIO  pimConn
+	vifs   *mroute.VIFTable
+	ifaces map[string]*iface // by name
+	rps    *pim.RPSet
+	rib    *mrib.RIB // routes and PIM state
+	// memberIfaces are the interfaces where IGMP runs; nil until the RIB asks.
+	memberIfaces []string
+	paths        pathCache
+	joinsHeld    time.Time // since when the Tree holds Join/Prunes back; zero when it holds none
+	regVIF       int       // the register VIF, -1 when there is none
 
 	counters             counters
 	mrtReader, pimReader readerStats
 	// kernelByKey is the last MFC dump, used for counters and idle detection.
 	kernelByKey map[sgKey]mroute.KernelEntry
-	// installed is what the router last put in the MFC, per entry, and dirtyKeys the
-	// routes changed since: together they let a change skip the dump.
+	// installed is what the router last put in the MFC, per entry, and the RIB's
+	// changed routes what changed since: together they let a change skip the dump.
 	installed map[sgKey]desiredEntry
-	dirtyKeys map[sgKey]bool
 
-	// calls carries work from other goroutines into the loop.
-	calls       chan func()
-	upcalls     chan mroute.Upcall
-	igmpPackets chan igmpPacket
-	pimPackets  chan pimPacket
-	netlink     chan netlinkEvent
+	in inbox
 
 	reconcileWanted bool
 }
@@ -118,7 +107,7 @@ func New(opts Options) (*Router, error) {
 	}
 	r := newState(opts.Config, log)
 	r.load, r.version, r.socket = opts.Load, opts.Version, socket
-	r.mrt, r.igmp, r.pimIO = mrt, igmpIO, pimIO
+	r.mrt, r.igmp, r.pimIO = kernelMRT{mrt}, igmpIO, pimIO
 	return r, nil
 }
 
@@ -128,29 +117,28 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 	r := &Router{
 		log:         log,
 		cfg:         cfg,
-		started:     time.Now(),
+		clock:       time.Now, // the loop's one clock source
+		fib:         netlinkFIB{},
+		links:       netwatch.Netlink{Log: log},
 		rps:         rpSet(cfg),
 		vifs:        mroute.NewVIFTable(),
 		ifaces:      make(map[string]*iface),
-		routes:      make(map[sgKey]*route),
-		byGroup:     make(map[netip.Addr]map[sgKey]*route),
 		counters:    make(counters),
 		kernelByKey: make(map[sgKey]mroute.KernelEntry),
 		installed:   make(map[sgKey]desiredEntry),
-		dirtyKeys:   make(map[sgKey]bool),
-		rpfCache:    make(map[netip.Addr]pim.RPF),
-		dirtyGroups: make(map[netip.Addr]bool),
+		paths:       pathCache{byAddr: make(map[netip.Addr]*reversePath)},
 		regVIF:      -1,
-		registerers: make(map[sgKey]netip.Addr),
-		sptPending:  make(map[sgKey]time.Time),
-		calls:       make(chan func()),
-		upcalls:     make(chan mroute.Upcall, 1024),
-		igmpPackets: make(chan igmpPacket, 1024),
-		pimPackets:  make(chan pimPacket, 1024),
-		netlink:     make(chan netlinkEvent, 256),
+		in: inbox{
+			calls:       make(chan func()),
+			upcalls:     make(chan mroute.Upcall, 1024),
+			igmpPackets: make(chan igmpPacket, 1024),
+			pimPackets:  make(chan pimPacket, 1024),
+			netEvents:   make(chan netwatch.Event, 256),
+		},
 	}
-	r.tree = pim.NewTree(r.treeConfig())
-	r.setStaticRoutes(cfg.Static)
+	r.started = r.now()
+	r.rib = mrib.New(r.ribConfig(), ribEnv{r}, r.treeConfig(), log)
+	r.rib.SetStatic(r.started, cfg.Static)
 	return r
 }
 
@@ -169,7 +157,7 @@ func (r *Router) Run(ctx context.Context, ready func()) error {
 	defer stop()
 	go r.readMRT(loopCtx)
 	go r.readPIM(loopCtx)
-	go r.watchNetlink(loopCtx)
+	go r.links.Watch(loopCtx, r.in.netEvents)
 
 	if err := r.syncInterfaces(); err != nil {
 		return err
@@ -199,64 +187,83 @@ func (r *Router) loop(ctx context.Context) error {
 	defer protoTimer.Stop()
 	var protoDeadline time.Time
 	for {
-		if r.rpfStale {
-			r.rerunRPF(time.Now())
-		}
-		r.refreshDirty()
-		if r.reconcileWanted {
-			r.reconcile("change")
-		} else if len(r.dirtyKeys) > 0 {
-			r.reconcileKeys()
-		}
+		r.settle()
 		// Join/Prunes wait while more events are queued, so a burst of membership
 		// changes leaves in a few full packets; with nothing queued they go at once.
-		if r.tree.Pending() {
+		if r.rib.Tree().Pending() {
 			if r.joinsHeld.IsZero() {
-				r.joinsHeld = time.Now()
+				r.joinsHeld = r.now()
 			}
-			if r.queued() == 0 || time.Since(r.joinsHeld) >= maxJoinHold {
+			if r.in.queued() == 0 || r.now().Sub(r.joinsHeld) >= maxJoinHold {
 				r.joinsHeld = time.Time{}
-				r.treeActions(r.tree.Flush())
+				r.treeActions(r.rib.Tree().Flush())
 			}
 		}
 		// One timer serves every protocol state machine: it is set to the earliest
 		// deadline of any of them.
 		if next, ok := r.nextProtocolDeadline(); ok && !next.Equal(protoDeadline) {
 			protoDeadline = next
-			protoTimer.Reset(time.Until(next))
+			protoTimer.Reset(next.Sub(r.now()))
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case fn := <-r.calls:
+		case fn := <-r.in.calls:
 			fn()
-		case u := <-r.upcalls:
+		case u := <-r.in.upcalls:
 			r.handleUpcall(u)
-		case ev := <-r.netlink:
-			r.handleNetlink(ev)
-		case p := <-r.igmpPackets:
-			r.handleIGMP(p.data, p.ifindex, time.Now())
-		case p := <-r.pimPackets:
-			r.handlePIM(p, time.Now())
+		case ev := <-r.in.netEvents:
+			r.handleNetwork(ev)
+		case p := <-r.in.igmpPackets:
+			r.handleIGMP(p.data, p.ifindex, r.now())
+		case p := <-r.in.pimPackets:
+			r.handlePIM(p, r.now())
 		case <-protoTimer.C:
 			protoDeadline = time.Time{}
-			r.advanceProtocols(time.Now())
+			r.advanceProtocols(r.now())
 		case <-resync.C:
 			r.reconcile("periodic")
 			resync.Reset(r.cfg.Router.ResyncInterval)
 		case <-sweep.C:
-			r.expireIdle(time.Now())
+			r.expireIdle(r.now())
 			sweep.Reset(r.sweepInterval())
 		}
 	}
 }
 
+// settle brings routes and the kernel up to date with the events handled so far:
+// reverse paths looked up again after a route change, changed groups recomputed,
+// and the MFC reconciled.
+func (r *Router) settle() {
+	if r.paths.stale {
+		r.rerunRPF(r.now())
+	}
+	r.sendAll(r.rib.Refresh(r.now()))
+	if r.reconcileWanted {
+		r.reconcile("change")
+	} else if r.rib.Changed() {
+		r.reconcileKeys()
+	}
+}
+
+// now is the loop's clock.
+func (r *Router) now() time.Time { return r.clock() }
+
 // maxJoinHold bounds how long Join/Prunes wait for a burst of events to end.
 const maxJoinHold = 20 * time.Millisecond
 
+// inbox carries work from other goroutines into the loop.
+type inbox struct {
+	calls       chan func()
+	upcalls     chan mroute.Upcall
+	igmpPackets chan igmpPacket
+	pimPackets  chan pimPacket
+	netEvents   chan netwatch.Event
+}
+
 // queued counts the events waiting for the loop.
-func (r *Router) queued() int {
-	return len(r.upcalls) + len(r.igmpPackets) + len(r.pimPackets) + len(r.netlink)
+func (in *inbox) queued() int {
+	return len(in.upcalls) + len(in.igmpPackets) + len(in.pimPackets) + len(in.netEvents)
 }
 
 // sweepInterval is how often learned entries are checked for traffic: often enough
@@ -269,7 +276,7 @@ func (r *Router) sweepInterval() time.Duration {
 func (r *Router) call(ctx context.Context, fn func()) error {
 	done := make(chan struct{})
 	select {
-	case r.calls <- func() { fn(); close(done) }:
+	case r.in.calls <- func() { fn(); close(done) }:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -317,8 +324,8 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 	summary := conf.Diff(r.cfg, next)
 	r.cfg = next
 	r.rps = rpSet(next)
-	r.tree.SetConfig(r.treeConfig())
-	r.rpfStale = true // the RP of a group may have moved
+	r.rib.SetConfig(r.ribConfig(), r.treeConfig())
+	r.paths.stale = true // the RP of a group may have moved
 	r.counters.inc("reloads")
 	if len(summary) == 0 {
 		return nil, nil
@@ -326,9 +333,9 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 	for _, line := range summary {
 		r.log.Info("reload", "change", line)
 	}
-	r.setStaticRoutes(next.Static)
+	now := r.now()
+	r.rib.SetStatic(now, next.Static)
 	r.updateRegisterVIF()
-	now := time.Now()
 	for _, ifc := range r.sortedInterfaces() {
 		if ifc.querier != nil {
 			r.igmpActions(ifc, ifc.querier.SetConfig(r.igmpConfig(), now))
@@ -345,7 +352,7 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 // shutdown removes every VIF and MFC entry this daemon installed and releases the
 // table, so a stopped daemon leaves nothing forwarding behind.
 func (r *Router) shutdown() {
-	now := time.Now()
+	now := r.now()
 	for _, ifc := range r.ifaces {
 		if ifc.querier != nil {
 			r.igmp.leave(ifc.index)
@@ -371,9 +378,9 @@ func (r *Router) readMRT(ctx context.Context) {
 	buf := make([]byte, 65536)
 	pump(ctx, &r.mrtReader, func() (mroute.Message, error) { return r.mrt.Read(buf) }, func(m mroute.Message) bool {
 		if m.Upcall != nil {
-			return offer(r.upcalls, *m.Upcall)
+			return offer(r.in.upcalls, *m.Upcall)
 		}
-		return offer(r.igmpPackets, igmpPacket{data: append([]byte(nil), m.Packet...), ifindex: m.IfIndex})
+		return offer(r.in.igmpPackets, igmpPacket{data: append([]byte(nil), m.Packet...), ifindex: m.IfIndex})
 	})
 }
 

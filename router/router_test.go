@@ -86,12 +86,12 @@ func TestTemplateLearnsFromUpcall(t *testing.T) {
 	r.addTestIface("eth2", 12)
 
 	r.handleUpcall(mroute.Upcall{Type: mroute.NoCache, VIF: 1, Source: src, Group: grp2})
-	if _, ok := r.routes[sgKey{Source: src, Group: grp2}]; ok {
+	if _, ok := r.rib.Route(sgKey{Source: src, Group: grp2}); ok {
 		t.Fatal("learned from an upcall on an interface the template does not name")
 	}
 	r.handleUpcall(mroute.Upcall{Type: mroute.NoCache, VIF: 0, Source: src, Group: grp2})
-	rt, ok := r.routes[sgKey{Source: src, Group: grp2}]
-	if !ok || !rt.learned || rt.from == nil || !slices.Equal(rt.oifs, []string{"eth2"}) {
+	rt, ok := r.rib.Route(sgKey{Source: src, Group: grp2})
+	if !ok || !rt.Learned || rt.From == nil || !slices.Equal(rt.OIFs, []string{"eth2"}) {
 		t.Fatalf("learned route %+v", rt)
 	}
 	if _, ok := r.desired()[sgKey{Source: src, Group: grp2}]; !ok {
@@ -108,21 +108,22 @@ func TestLearnedRouteExpiresWhenIdle(t *testing.T) {
 	r.addTestIface("eth1", 11)
 	r.handleUpcall(mroute.Upcall{Type: mroute.NoCache, VIF: 0, Source: src, Group: grp2})
 	key := sgKey{Source: src, Group: grp2}
-	start := r.routes[key].lastActive
+	rt, _ := r.rib.Route(key)
+	start := rt.LastActive
 	idle := r.cfg.Router.IdleTimeout
 
 	r.kernelByKey[key] = mroute.KernelEntry{Source: src, Group: grp2, Packets: 10}
 	r.expireLearned(start.Add(idle - time.Second))
 	r.kernelByKey[key] = mroute.KernelEntry{Source: src, Group: grp2, Packets: 10}
 	r.expireLearned(start.Add(2*idle - 2*time.Second))
-	if _, ok := r.routes[key]; !ok {
+	if _, ok := r.rib.Route(key); !ok {
 		t.Fatal("expired although packets arrived within the idle timeout")
 	}
 	r.expireLearned(start.Add(2*idle - time.Second))
-	if _, ok := r.routes[key]; ok {
+	if _, ok := r.rib.Route(key); ok {
 		t.Fatal("not expired after a full idle timeout without packets")
 	}
-	if _, ok := r.routes[sgKey{Source: src, Group: grp1}]; !ok {
+	if _, ok := r.rib.Route(sgKey{Source: src, Group: grp1}); !ok {
 		t.Fatal("static route expired")
 	}
 }
@@ -131,7 +132,7 @@ func TestReloadKeepsUnchangedRoutes(t *testing.T) {
 	r := newTestRouter(t, twoRoutes)
 	r.addTestIface("eth1", 11)
 	r.handleUpcall(mroute.Upcall{Type: mroute.NoCache, VIF: 0, Source: src, Group: grp2})
-	kept := r.routes[sgKey{Source: src, Group: grp1}]
+	kept, _ := r.rib.Route(sgKey{Source: src, Group: grp1})
 
 	next, err := conf.Parse("test.toml", []byte(templateTo("eth3")))
 	if err != nil {
@@ -141,13 +142,13 @@ func TestReloadKeepsUnchangedRoutes(t *testing.T) {
 	if err != nil || len(summary) == 0 {
 		t.Fatalf("apply: %v %v", summary, err)
 	}
-	if r.routes[sgKey{Source: src, Group: grp1}] != kept {
+	if rt, _ := r.rib.Route(sgKey{Source: src, Group: grp1}); rt != kept {
 		t.Error("unchanged route was replaced")
 	}
-	if _, ok := r.routes[sgKey{Source: src, Group: grp2}]; ok {
+	if _, ok := r.rib.Route(sgKey{Source: src, Group: grp2}); ok {
 		t.Error("instance of a changed template survived")
 	}
-	if tmpl := r.routes[sgKey{Group: grp2}]; tmpl == nil || !slices.Equal(tmpl.oifs, []string{"eth3"}) {
+	if tmpl, _ := r.rib.Route(sgKey{Group: grp2}); tmpl == nil || !slices.Equal(tmpl.OIFs, []string{"eth3"}) {
 		t.Errorf("template after reload: %+v", tmpl)
 	}
 	other := *next

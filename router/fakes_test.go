@@ -1,0 +1,402 @@
+package router
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mrouterd/mrouterd/conf"
+	"github.com/mrouterd/mrouterd/igmp"
+	"github.com/mrouterd/mrouterd/mroute"
+	"github.com/mrouterd/mrouterd/pim"
+	"github.com/mrouterd/mrouterd/router/mrib"
+	"github.com/mrouterd/mrouterd/router/netwatch"
+)
+
+// fakeMRT is a kernel multicast routing table in memory. The socket reader and the
+// loop both use it, hence the lock.
+type fakeMRT struct {
+	mu        sync.Mutex
+	vifs      map[uint16]mroute.VIF
+	mfc       map[sgKey]mroute.MFC
+	pim       bool
+	regIndex  int // the ifindex the register VIF's device has
+	messages  chan mroute.Message
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func newFakeMRT() *fakeMRT {
+	return &fakeMRT{vifs: make(map[uint16]mroute.VIF), mfc: make(map[sgKey]mroute.MFC),
+		messages: make(chan mroute.Message, 64), closed: make(chan struct{})}
+}
+
+func (f *fakeMRT) Read([]byte) (mroute.Message, error) {
+	select {
+	case m := <-f.messages:
+		return m, nil
+	case <-f.closed:
+		return mroute.Message{}, net.ErrClosed
+	}
+}
+
+func (f *fakeMRT) AddVIF(v mroute.VIF) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.vifs[v.Index] = v
+	return nil
+}
+
+func (f *fakeMRT) DelVIF(vif uint16) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.vifs, vif)
+	return nil
+}
+
+func (f *fakeMRT) AddMFC(e mroute.MFC) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mfc[sgKey{Source: e.Source, Group: e.Group}] = e
+	return nil
+}
+
+func (f *fakeMRT) DelMFC(source, group netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.mfc, sgKey{Source: source, Group: group})
+	return nil
+}
+
+func (f *fakeMRT) Flush(mroute.FlushFlags) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.mfc)
+	clear(f.vifs)
+	return nil
+}
+
+func (f *fakeMRT) SetPIM(on bool) error { f.pim = on; return nil }
+func (f *fakeMRT) VIFCount(uint16) (mroute.VIFCount, error) {
+	return mroute.VIFCount{PacketsIn: 1}, nil
+}
+
+func (f *fakeMRT) Close() error {
+	f.closeOnce.Do(func() { close(f.closed) })
+	return nil
+}
+
+func (f *fakeMRT) ifindex(vif uint16) int {
+	v := f.vifs[vif]
+	if v.Register {
+		return f.regIndex
+	}
+	return v.IfIndex
+}
+
+// Dump reports the entries as the kernel would: by ifindex.
+func (f *fakeMRT) Dump() ([]mroute.KernelEntry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []mroute.KernelEntry
+	for _, e := range f.mfc {
+		k := mroute.KernelEntry{Source: e.Source, Group: e.Group, IIF: f.ifindex(e.IIF), Packets: 1}
+		for _, o := range e.OIFs {
+			k.OIFs = append(k.OIFs, f.ifindex(o))
+		}
+		slices.Sort(k.OIFs)
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// entry is what the kernel holds for (S,G), as interface names.
+func (f *fakeMRT) entry(r *Router, key sgKey) (iif string, oifs []string, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, ok := f.mfc[key]
+	if !ok {
+		return "", nil, false
+	}
+	name := func(vif uint16) string {
+		for _, ifc := range r.ifaces {
+			if ifc.vif == int(vif) {
+				return ifc.name
+			}
+		}
+		return "?"
+	}
+	for _, o := range e.OIFs {
+		oifs = append(oifs, name(o))
+	}
+	slices.Sort(oifs)
+	return name(e.IIF), oifs, true
+}
+
+// fakeFIB is a unicast routing table: the longest prefix wins.
+type fakeFIB struct {
+	routes  map[netip.Prefix]fibRoute
+	lookups int
+}
+
+func (f *fakeFIB) Route(addr netip.Addr) (fibRoute, error) {
+	f.lookups++
+	best, found := netip.Prefix{}, false
+	for p := range f.routes {
+		if p.Contains(addr) && (!found || p.Bits() > best.Bits()) {
+			best, found = p, true
+		}
+	}
+	if !found {
+		return fibRoute{}, io.EOF
+	}
+	return f.routes[best], nil
+}
+
+// sentPIM is a PIM message the router sent: out of an interface, or unicast to dst.
+type sentPIM struct {
+	ifindex int
+	dst     netip.Addr
+	msg     any
+}
+
+// fakePIM records what the router sends and hands it what a test receives.
+type fakePIM struct {
+	mu     sync.Mutex
+	sent   []sentPIM
+	closed chan struct{}
+}
+
+func (f *fakePIM) join(int) error { return nil }
+func (f *fakePIM) leave(int)      {}
+
+func (f *fakePIM) record(ifindex int, dst netip.Addr, b []byte) error {
+	m, err := pim.Decode(b)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, sentPIM{ifindex: ifindex, dst: dst, msg: m})
+	return nil
+}
+
+func (f *fakePIM) send(ifindex int, _ netip.Addr, b []byte) error {
+	return f.record(ifindex, allPIMRouters, b)
+}
+func (f *fakePIM) sendTo(dst netip.Addr, b []byte) error { return f.record(0, dst, b) }
+
+func (f *fakePIM) read([]byte) (pimPacket, error) {
+	<-f.closed
+	return pimPacket{}, net.ErrClosed
+}
+
+func (f *fakePIM) Close() error { return nil }
+
+// take returns and forgets what was sent.
+func (f *fakePIM) take() []sentPIM {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.sent
+	f.sent = nil
+	return out
+}
+
+// fakeIGMP counts the queries sent.
+type fakeIGMP struct{ queries int }
+
+func (f *fakeIGMP) join(int) error { return nil }
+func (f *fakeIGMP) leave(int)      {}
+func (f *fakeIGMP) sendQuery(int, netip.Addr, netip.Addr, *igmp.Query) error {
+	f.queries++
+	return nil
+}
+func (f *fakeIGMP) Close() error { return nil }
+
+// fakeClock is a clock that moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// lab is a router on fakes and the fakes it runs on.
+type lab struct {
+	t     *testing.T
+	r     *Router
+	mrt   *fakeMRT
+	fib   *fakeFIB
+	pim   *fakePIM
+	igmp  *fakeIGMP
+	net   *fakeNet
+	clock *fakeClock
+}
+
+func newLab(t *testing.T, cfgText string) *lab {
+	t.Helper()
+	cfg, err := conf.Parse("test.toml", []byte(cfgText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lab{t: t, mrt: newFakeMRT(), fib: &fakeFIB{routes: make(map[netip.Prefix]fibRoute)},
+		pim: &fakePIM{closed: make(chan struct{})}, igmp: &fakeIGMP{}, net: &fakeNet{addrs: make(map[int][]netip.Prefix), events: make(chan netwatch.Event)},
+		clock: &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	l.r = newState(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l.r.clock, l.r.mrt, l.r.fib, l.r.pimIO, l.r.igmp, l.r.links = l.clock.now, l.mrt, l.fib, l.pim, l.igmp, l.net
+	t.Cleanup(func() { close(l.pim.closed) })
+	return l
+}
+
+// link brings up an interface with one address, as netlink reports it.
+func (l *lab) link(name string, index int, addr string) *iface {
+	return l.linkWith(netwatch.Link{Name: name, Index: index, Flags: net.FlagUp | net.FlagRunning | net.FlagMulticast}, addr)
+}
+
+func (l *lab) linkWith(link netwatch.Link, addr string) *iface {
+	l.net.links = append(l.net.links, link)
+	l.r.linkSeen(link)
+	if addr != "" {
+		p := netip.MustParsePrefix(addr)
+		l.net.addrs[link.Index] = append(l.net.addrs[link.Index], p)
+		l.r.addrChanged(link.Index, p, true)
+	}
+	return l.r.ifaces[link.Name]
+}
+
+// fakeNet is the kernel's links and addresses; Watch passes on what a test sends
+// on events.
+type fakeNet struct {
+	links  []netwatch.Link
+	addrs  map[int][]netip.Prefix
+	events chan netwatch.Event
+}
+
+func (f *fakeNet) Watch(ctx context.Context, out chan<- netwatch.Event) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-f.events:
+			out <- ev
+		}
+	}
+}
+func (f *fakeNet) Links() ([]netwatch.Link, error)            { return f.links, nil }
+func (f *fakeNet) Addresses() (map[int][]netip.Prefix, error) { return f.addrs, nil }
+
+func (f *fakeNet) Link(name string) (netwatch.Link, error) {
+	for _, l := range f.links {
+		if l.Name == name {
+			return l, nil
+		}
+	}
+	return netwatch.Link{}, io.EOF
+}
+
+// route adds a unicast route to the fake FIB, via a gateway or directly.
+func (l *lab) route(prefix string, index int, gateway string) {
+	rt := fibRoute{ifindex: index}
+	if gateway != "" {
+		rt.gateway = netip.MustParseAddr(gateway)
+	}
+	l.fib.routes[netip.MustParsePrefix(prefix)] = rt
+}
+
+// settle runs what the loop runs between events, and sends the Join/Prunes at once.
+func (l *lab) settle() {
+	l.r.settle()
+	l.r.treeActions(l.r.rib.Tree().Flush())
+}
+
+// report has a host on an interface send an IGMPv3 report.
+func (l *lab) report(ifc *iface, host string, recs ...igmp.Record) {
+	l.t.Helper()
+	l.r.handleIGMP(reportPacket(l.t, host, recs...), ifc.index, l.r.now())
+	l.settle()
+}
+
+// reportPacket is an IGMPv3 report from a host, IP header included.
+func reportPacket(t *testing.T, host string, recs ...igmp.Record) []byte {
+	t.Helper()
+	b, err := (&igmp.Report{Version: 3, Records: recs}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkt := make([]byte, 20+len(b))
+	pkt[0], pkt[8], pkt[9] = 0x45, 1, 2
+	binary.BigEndian.PutUint16(pkt[2:4], uint16(len(pkt)))
+	h := netip.MustParseAddr(host).As4()
+	copy(pkt[12:16], h[:])
+	copy(pkt[16:20], igmp.AllV3Routers.AsSlice())
+	binary.BigEndian.PutUint16(pkt[10:12], igmp.Checksum(pkt[:20]))
+	copy(pkt[20:], b)
+	return pkt
+}
+
+// receivePIM has a neighbour send a PIM message on an interface.
+func (l *lab) receivePIM(ifc *iface, from string, m mrib.Message) {
+	l.t.Helper()
+	b, err := m.Marshal()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.r.handlePIM(pimPacket{data: b, src: netip.MustParseAddr(from), ifindex: ifc.index}, l.r.now())
+	l.settle()
+}
+
+// upcall hands the router a kernel upcall for (S,G) on an interface's VIF.
+func (l *lab) upcall(typ mroute.UpcallType, ifc *iface, s, g netip.Addr, pkt []byte) {
+	l.r.handleUpcall(mroute.Upcall{Type: typ, VIF: uint16(ifc.vif), Source: s, Group: g, Packet: pkt})
+	l.settle()
+}
+
+// mfc checks what the kernel holds for (S,G); no iif means no entry at all.
+func (l *lab) mfc(key sgKey, iif string, oifs ...string) {
+	l.t.Helper()
+	gotIIF, gotOIFs, ok := l.mrt.entry(l.r, key)
+	if iif == "" {
+		if ok {
+			l.t.Fatalf("%v installed (%s -> %v), want none", key, gotIIF, gotOIFs)
+		}
+		return
+	}
+	if !ok || gotIIF != iif || !slices.Equal(gotOIFs, oifs) {
+		l.t.Fatalf("%v: kernel holds %v %s -> %v, want %s -> %v", key, ok, gotIIF, gotOIFs, iif, oifs)
+	}
+}
+
+// sentOf lists the messages of one type sent since the last call.
+func sentOf[T any](l *lab) []T {
+	var out []T
+	for _, s := range l.pim.take() {
+		if m, ok := s.msg.(T); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// routeChanged has netlink report a change of the unicast route to a prefix.
+func (l *lab) routeChanged(prefix string) {
+	p := netip.MustParsePrefix(prefix)
+	l.r.handleNetwork(&netwatch.RouteUpdate{Dst: p})
+	l.settle()
+}

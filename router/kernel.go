@@ -1,0 +1,77 @@
+package router
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/mrouterd/mrouterd/mroute"
+	"github.com/mrouterd/mrouterd/router/netwatch"
+)
+
+// This file is the loop's view of the kernel: the multicast routing table it
+// programs, the unicast FIB it asks for reverse paths, and the links and addresses
+// it runs on. Each is an interface, so that the loop runs on fakes in tests.
+
+// mrtTable is the kernel's multicast routing table: the MRT socket, which also
+// carries upcalls and IGMP packets, and the netlink dump of its MFC.
+type mrtTable interface {
+	Read(buf []byte) (mroute.Message, error)
+	AddVIF(v mroute.VIF) error
+	DelVIF(vif uint16) error
+	AddMFC(e mroute.MFC) error
+	DelMFC(source, group netip.Addr) error
+	Flush(f mroute.FlushFlags) error
+	SetPIM(on bool) error
+	VIFCount(vif uint16) (mroute.VIFCount, error)
+	Dump() ([]mroute.KernelEntry, error)
+	Close() error
+}
+
+// kernelMRT is the kernel's table behind an MRT socket.
+type kernelMRT struct{ *mroute.Socket }
+
+func (k kernelMRT) Dump() ([]mroute.KernelEntry, error) { return mroute.Dump(k.Table()) }
+
+// netState is the kernel's links, addresses and unicast route changes.
+type netState interface {
+	Watch(ctx context.Context, out chan<- netwatch.Event)
+	Links() ([]netwatch.Link, error)
+	Link(name string) (netwatch.Link, error)
+	Addresses() (map[int][]netip.Prefix, error)
+}
+
+// fib answers which unicast route the kernel would take to an address.
+type fib interface {
+	Route(addr netip.Addr) (fibRoute, error)
+}
+
+// fibRoute is the kernel's best unicast route to an address.
+type fibRoute struct {
+	ifindex  int
+	gateway  netip.Addr // invalid when the address is reached directly
+	local    bool       // the address is the host's own
+	protocol int        // who installed the route (RTPROT_*)
+	priority uint32     // the route's metric
+}
+
+// netlinkFIB asks the kernel with RTM_GETROUTE.
+type netlinkFIB struct{}
+
+func (netlinkFIB) Route(addr netip.Addr) (fibRoute, error) {
+	routes, err := netlink.RouteGet(addr.AsSlice())
+	if err != nil {
+		return fibRoute{}, err
+	}
+	if len(routes) == 0 {
+		return fibRoute{}, unix.ENETUNREACH
+	}
+	rt := routes[0]
+	out := fibRoute{ifindex: rt.LinkIndex, local: rt.Type == unix.RTN_LOCAL, protocol: int(rt.Protocol), priority: uint32(rt.Priority)}
+	if gw, ok := netip.AddrFromSlice(rt.Gw.To4()); ok && rt.Gw != nil {
+		out.gateway = gw
+	}
+	return out, nil
+}

@@ -1,0 +1,90 @@
+package mrib
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/mrouterd/mrouterd/igmp"
+)
+
+// This file passes IGMP membership on to the PIM Tree: what each interface's
+// members ask for, as local receivers of (*,G) and (S,G) entries.
+
+// memberKeys is what an interface's members ask the Tree for in a group: (*,G) for
+// any-source membership, (S,G) for each source of an INCLUDE list.
+func (r *RIB) memberKeys(iface string, group netip.Addr) []Key {
+	q := r.env.Member(iface)
+	if q == nil || !r.countsMembers(iface) {
+		return nil
+	}
+	g, ok := q.Group(group)
+	if !ok {
+		return nil
+	}
+	if r.ssmAnySource(group, g, true) {
+		r.env.Count("igmp_ssm_asm_join_ignored")
+		return nil
+	}
+	if g.Mode != igmp.Include {
+		return []Key{{Group: group}}
+	}
+	var keys []Key
+	for _, s := range g.Sources {
+		if s.Forward {
+			keys = append(keys, Key{Source: s.Source, Group: group})
+		}
+	}
+	return keys
+}
+
+// SyncLocal brings the Tree's local receivers of one group on one interface in
+// line with IGMP, and has Refresh recompute the group.
+func (r *RIB) SyncLocal(now time.Time, iface string, group netip.Addr) []Send {
+	r.syncLocal(now, iface, group)
+	r.dirtyGroups[group] = true
+	return r.take()
+}
+
+func (r *RIB) syncLocal(now time.Time, iface string, group netip.Addr) {
+	want := r.memberKeys(iface, group)
+	had := r.local[iface][group]
+	for _, k := range had {
+		if !slices.Contains(want, k) {
+			r.treeActions(r.tree.SetLocal(now, k, iface, false))
+		}
+	}
+	for _, k := range want {
+		if !slices.Contains(had, k) {
+			r.treeActions(r.tree.SetLocal(now, k, iface, true))
+		}
+	}
+	switch {
+	case len(want) == 0:
+		delete(r.local[iface], group)
+		if len(r.local[iface]) == 0 {
+			delete(r.local, iface)
+		}
+	case r.local[iface] == nil:
+		r.local[iface] = map[netip.Addr][]Key{group: want}
+	default:
+		r.local[iface][group] = want
+	}
+}
+
+// SyncAllLocal re-derives every group's local receivers on an interface, after
+// the DR or the querier changed. groups are the groups IGMP knows there.
+func (r *RIB) SyncAllLocal(now time.Time, iface string, groups []netip.Addr) []Send {
+	all := make(map[netip.Addr]bool)
+	for g := range r.local[iface] {
+		all[g] = true
+	}
+	for _, g := range groups {
+		all[g] = true
+	}
+	for g := range all {
+		r.syncLocal(now, iface, g)
+		r.dirtyGroups[g] = true
+	}
+	return r.take()
+}
