@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,9 @@ type Config struct {
 	Env     []string
 	Stdout  io.Writer
 	Stderr  io.Writer
+	// Init is the guest's init: a static binary that calls Init when it runs as PID 1.
+	// Empty: this program.
+	Init string
 	// Console, when set, gets the guest kernel's console as it boots and runs.
 	Console io.Writer
 }
@@ -63,12 +67,17 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if err := writeJob(dir, job{Args: cfg.Args, Env: append(slices.Clip(cfg.Env), "VMTEST_ACCEL="+cfg.Accel), Dir: cfg.Dir, Timeout: cfg.Timeout, KernelRoot: cfg.Kernel.Root, Modules: lab, Keep: keptDirs(cfg.Dir, cfg.Args)}); err != nil {
 		return ExitVMError, err
 	}
-	self, err := os.Executable()
-	if err != nil {
+	init := cfg.Init
+	if init == "" {
+		if init, err = os.Executable(); err != nil {
+			return ExitVMError, err
+		}
+	}
+	if err := checkStatic(init); err != nil {
 		return ExitVMError, err
 	}
 	initrd := filepath.Join(dir, "initrd")
-	if err := writeInitrd(initrd, self, cfg.Kernel, boot); err != nil {
+	if err := writeInitrd(initrd, init, cfg.Kernel, boot); err != nil {
 		return ExitVMError, fmt.Errorf("initramfs: %w", err)
 	}
 
@@ -203,4 +212,20 @@ func consoleTail(path string) string {
 		lines = lines[len(lines)-20:]
 	}
 	return "; console:\n  " + strings.Join(lines, "\n  ")
+}
+
+// checkStatic refuses an init that needs a dynamic loader, which the initramfs does not
+// have: the kernel would only say "Failed to execute /init (error -2)".
+func checkStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("init %s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("init %s is dynamically linked; build it with CGO_ENABLED=0", path)
+		}
+	}
+	return nil
 }

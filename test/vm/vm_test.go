@@ -3,12 +3,15 @@ package vm
 import (
 	"bytes"
 	"context"
+	"debug/elf"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,14 +208,6 @@ func TestQemuArgs(t *testing.T) {
 	}
 }
 
-// TestMain lets this test binary be the guest's init too: Run packs os.Executable().
-func TestMain(m *testing.M) {
-	if IsGuest() {
-		Init()
-	}
-	os.Exit(m.Run())
-}
-
 // bootKernel fetches a kernel series for a test that boots a VM; without qemu it skips,
 // or fails where lab tests are required.
 func bootKernel(t *testing.T, series string) Kernel {
@@ -233,10 +228,72 @@ func bootKernel(t *testing.T, series string) Kernel {
 	return k
 }
 
+var guestInit struct {
+	once sync.Once
+	dir  string // removed by TestMain
+	path string
+	err  error
+}
+
+// TestMain answers Accel's probe, which runs this binary again, and removes the init
+// that staticInit built.
+func TestMain(m *testing.M) {
+	if IsKVMProbe() {
+		KVMProbe()
+	}
+	code := m.Run()
+	if guestInit.dir != "" {
+		os.RemoveAll(guestInit.dir)
+	}
+	os.Exit(code)
+}
+
+// staticInit builds vmtest, whose main runs Init as PID 1, as the static binary an
+// initramfs needs; a test binary links dynamically wherever cgo is on.
+func staticInit(t *testing.T) string {
+	t.Helper()
+	guestInit.once.Do(func() {
+		dir, err := os.MkdirTemp("", "vmtest-init-")
+		if err != nil {
+			guestInit.err = err
+			return
+		}
+		guestInit.dir, guestInit.path = dir, filepath.Join(dir, "vmtest")
+		build := exec.Command("go", "build", "-o", guestInit.path, "github.com/mrouterd/mrouterd/test/cmd/vmtest")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			guestInit.err = fmt.Errorf("build vmtest: %v: %s", err, out)
+		}
+	})
+	if guestInit.err != nil {
+		t.Fatal(guestInit.err)
+	}
+	return guestInit.path
+}
+
+func TestCheckStaticRefusesDynamicInit(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.Open(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dynamic := slices.ContainsFunc(f.Progs, func(p *elf.Prog) bool { return p.Type == elf.PT_INTERP })
+	f.Close()
+	if err := checkStatic(self); (err != nil) != dynamic {
+		t.Errorf("checkStatic(this test binary, dynamic %v) = %v", dynamic, err)
+	}
+	if err := checkStatic("/dev/null"); err == nil {
+		t.Error("checkStatic accepted a file that is not ELF")
+	}
+}
+
 func runInVM(t *testing.T, k Kernel, timeout time.Duration, args ...string) (rc int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	rc, err := Run(context.Background(), Config{Kernel: k, MemMiB: 512, CPUs: 1, Accel: Accel(), Timeout: timeout,
+	rc, err := Run(context.Background(), Config{Kernel: k, Init: staticInit(t), MemMiB: 512, CPUs: 1, Accel: Accel(), Timeout: timeout,
 		Args: args, Dir: t.TempDir(), Env: os.Environ(), Stdout: &out, Stderr: &errOut})
 	if err != nil {
 		t.Fatal(err)
