@@ -33,15 +33,15 @@ ifeq ($(strip $(KERNEL)),)
 else
 	@# One VM per kernel, side by side, each with its share of the CPUs; their logs
 	@# follow one another when all are done.
-	@mkdir -p $(BIN)/lab; cpus=$$(( $$(nproc) / $(words $(KERNEL)) )); [ $$cpus -ge 1 ] || cpus=1; \
+	@mkdir -p $(BIN)/vmlogs; cpus=$$(( $$(nproc) / $(words $(KERNEL)) )); [ $$cpus -ge 1 ] || cpus=1; \
 	for k in $(KERNEL); do \
 		( MROUTERD_BIN=$(BIN) $(GO) test -count=1 -p 1 -timeout $(LAB_TIMEOUT) \
 			-exec "$(BIN)/vmtest --kernel $$k --cpus $$cpus --timeout 40m --" $(addprefix ./,$(LAB_PKGS)) \
-			> $(BIN)/lab/$$k.log 2>&1; echo $$? > $(BIN)/lab/$$k.rc ) & \
+			> $(BIN)/vmlogs/$$k.log 2>&1; echo $$? > $(BIN)/vmlogs/$$k.rc ) & \
 	done; wait; rc=0; \
 	for k in $(KERNEL); do \
-		echo "== lab tests on Debian's Linux $$k (bin/vmtest, $$cpus CPUs)"; cat $(BIN)/lab/$$k.log; \
-		[ "$$(cat $(BIN)/lab/$$k.rc)" = 0 ] || rc=1; \
+		echo "== lab tests on Debian's Linux $$k (bin/vmtest, $$cpus CPUs)"; cat $(BIN)/vmlogs/$$k.log; \
+		[ "$$(cat $(BIN)/vmlogs/$$k.rc)" = 0 ] || rc=1; \
 	done; exit $$rc
 endif
 
