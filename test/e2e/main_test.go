@@ -116,12 +116,13 @@ func startReceiver(t *testing.T, l *lab.Lab, node string, args ...string) *recei
 	return r
 }
 
-// holdMembership keeps node a member of group until the test ends, on a port that
+// holdMembership keeps node a member of group (with a source filter such as -source S
+// for SSM) until the test ends, on a port that
 // nothing is sent to, so that checks made after a counting receiver has left still
 // see the tree that served it.
-func holdMembership(t *testing.T, l *lab.Lab, node, group string) {
+func holdMembership(t *testing.T, l *lab.Lab, node, group string, filter ...string) {
 	t.Helper()
-	startReceiver(t, l, node, "-group", group, "-port", "5001", "-ifname", "eth1")
+	startReceiver(t, l, node, append([]string{"-group", group, "-port", "5001", "-ifname", "eth1"}, filter...)...)
 }
 
 // report waits up to grace (Scaled) for the receiver to finish on its own (-count, -duration),

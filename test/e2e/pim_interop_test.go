@@ -108,6 +108,7 @@ func TestPIMInteropFRRRP(t *testing.T) {
 	waitNeighbors(t, l, 15*time.Second, "r1", "10.0.12.2")
 	waitFRR(t, l, 15*time.Second, "r2", "show ip pim neighbor", "10.0.23.3", "10.0.12.1")
 
+	holdMembership(t, l, "rcv", group)
 	r := startReceiver(t, l, "rcv", recvArgs(group, "-count", "1000")...)
 	waitPIMRoute(t, l, 2*time.Second, "r3", "*", group, pimRoute{"eth1", []string{"eth2"}, "WC"})
 	lab.WaitFor(t, 3*time.Second, "FRR on r2 holding r3's (*,G) join on eth2", func() (bool, string) {
@@ -130,6 +131,7 @@ func TestPIMInteropFRRLastHop(t *testing.T) {
 	waitNeighbors(t, l, 15*time.Second, "r2", "10.0.23.3", "10.0.12.1")
 	waitFRR(t, l, 15*time.Second, "r3", "show ip pim neighbor", "10.0.23.2")
 
+	holdMembership(t, l, "rcv", group)
 	r := startReceiver(t, l, "rcv", recvArgs(group, "-count", "1000")...)
 	waitFRR(t, l, 3*time.Second, "r3", "show ip igmp groups", group)
 	waitPIMRoute(t, l, 3*time.Second, "r2", "*", group, pimRoute{"", []string{"eth2"}, "WC"})
@@ -172,6 +174,7 @@ func TestPIMInteropPimdLastHop(t *testing.T) {
 	const group = "239.1.1.1"
 	waitNeighbors(t, l, 15*time.Second, "r2", "10.0.23.3")
 
+	holdMembership(t, l, "rcv", group)
 	r := startReceiver(t, l, "rcv", recvArgs(group, "-count", "1000")...)
 	waitPIMRoute(t, l, 60*time.Second, "r2", "*", group, pimRoute{"", []string{"eth2"}, "WC"})
 	t.Logf("pimd's join reached mrouterd %v after pimd started", time.Since(started).Round(time.Second))

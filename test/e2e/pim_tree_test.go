@@ -262,6 +262,7 @@ func TestPIMTreeASMReceiverFirst(t *testing.T) {
 	waitNeighbors(t, l, 10*time.Second, "r3", "10.0.23.2")
 	waitNeighbors(t, l, 10*time.Second, "r2", "10.0.12.1", "10.0.23.3")
 
+	holdMembership(t, l, "rcv", group)
 	r := startReceiver(t, l, "rcv", recvArgs(group, "-count", "1000")...)
 	waitGroup(t, l, "r3", "eth2", group, anyGroup)
 	// The join goes upstream at once, not at the next periodic join/prune (10 s).
@@ -300,6 +301,7 @@ func TestPIMTreeASMSourceFirst(t *testing.T) {
 		t.Errorf("r2 forwards toward r3 before anyone joined: %s", detail)
 	}
 
+	holdMembership(t, l, "rcv", group)
 	r := startReceiver(t, l, "rcv", recvArgs(group, "-count", "500")...)
 	rep := r.report(t, 5*time.Second)
 	if rep.Unique < 500 || rep.Duplicates != 0 {
@@ -334,6 +336,7 @@ func TestPIMTreeSSMNoRP(t *testing.T) {
 		}
 	}
 
+	holdMembership(t, l, "rcv", group, "-source", chainSource)
 	r := startReceiver(t, l, "rcv", recvArgs(group, "-source", chainSource, "-count", "1000")...)
 	g := waitGroup(t, l, "r3", "eth2", group, func(g api.IGMPGroup) bool { return len(g.Sources) > 0 })
 	if g.Mode != "include" || !slices.Equal(g.Sources, []string{chainSource}) {
