@@ -37,6 +37,7 @@ func defaultsForTest() *Config {
 			JoinPruneInterval: 60 * time.Second,
 			SSMRange:          netip.MustParsePrefix("232.0.0.0/8"),
 			SPTSwitchover:     "immediate",
+			MaxHoldtime:       210 * time.Second,
 		},
 		Control: Control{Socket: "/run/mrouterd/mrouterd.sock"},
 	}
@@ -165,6 +166,7 @@ resync-interval = "1m30s"
 [[interface]]
 match = "eth*"
 dr-priority = 200
+allowed-neighbors = ["10.0.0.0/24"]
 [[interface]]
 match = "lo"
 disabled = true
@@ -190,6 +192,7 @@ join-prune-interval = "30s"
 ssm-range = "232.1.0.0/16"
 spt-switchover = "never"
 register-accept = ["10.0.0.0/8"]
+max-holdtime = "5m"
 rp = [{ address = "10.0.2.1", groups = ["239.0.0.0/8"] }]
 
 [[static]]
@@ -211,7 +214,7 @@ metrics = "127.0.0.1:9591"
 		File:   "test.toml",
 		Router: Router{Table: 10, IdleTimeout: 5 * time.Minute, ResyncInterval: 90 * time.Second},
 		Interfaces: []Interface{
-			{Match: "eth*", IGMP: true, PIM: true, DRPriority: 200},
+			{Match: "eth*", IGMP: true, PIM: true, DRPriority: 200, AllowedNeighbors: mustPrefixes("10.0.0.0/24")},
 			{Match: "lo", Disabled: true, IGMP: true, PIM: true, DRPriority: 1},
 			{Match: "wg0", IGMP: false, PIM: true, DRPriority: 1},
 		},
@@ -231,6 +234,7 @@ metrics = "127.0.0.1:9591"
 			SPTSwitchover:     "never",
 			RPs:               []RP{{Address: netip.MustParseAddr("10.0.2.1"), Groups: mustPrefixes("239.0.0.0/8")}},
 			RegisterAccept:    mustPrefixes("10.0.0.0/8"),
+			MaxHoldtime:       5 * time.Minute,
 		},
 		Static: []Static{
 			{Group: netip.MustParseAddr("239.1.1.1"), IIF: "eth1", OIFs: []string{"eth2"}},
@@ -593,6 +597,7 @@ join-prune-interval = "60s"
 ssm-range = "232.0.0.0/8"
 spt-switchover = "immediate"
 register-accept = []
+max-holdtime = "210s"
 
 [control]
 socket = "/run/mrouterd/mrouterd.sock"

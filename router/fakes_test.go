@@ -163,6 +163,7 @@ func (f *fakeFIB) Route(addr netip.Addr) (fibRoute, error) {
 // sentPIM is a PIM message the router sent: out of an interface, or unicast to dst.
 type sentPIM struct {
 	ifindex int
+	src     netip.Addr // invalid when the kernel picks it
 	dst     netip.Addr
 	msg     any
 }
@@ -177,21 +178,21 @@ type fakePIM struct {
 func (f *fakePIM) join(int) error { return nil }
 func (f *fakePIM) leave(int)      {}
 
-func (f *fakePIM) record(ifindex int, dst netip.Addr, b []byte) error {
+func (f *fakePIM) record(ifindex int, src, dst netip.Addr, b []byte) error {
 	m, err := pim.Decode(b)
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.sent = append(f.sent, sentPIM{ifindex: ifindex, dst: dst, msg: m})
+	f.sent = append(f.sent, sentPIM{ifindex: ifindex, src: src, dst: dst, msg: m})
 	return nil
 }
 
-func (f *fakePIM) send(ifindex int, _ netip.Addr, b []byte) error {
-	return f.record(ifindex, allPIMRouters, b)
+func (f *fakePIM) send(ifindex int, src netip.Addr, b []byte) error {
+	return f.record(ifindex, src, allPIMRouters, b)
 }
-func (f *fakePIM) sendTo(dst netip.Addr, b []byte) error { return f.record(0, dst, b) }
+func (f *fakePIM) sendTo(src, dst netip.Addr, b []byte) error { return f.record(0, src, dst, b) }
 
 func (f *fakePIM) read([]byte) (pimPacket, error) {
 	<-f.closed
@@ -358,8 +359,26 @@ func (l *lab) receivePIM(ifc *iface, from string, m mrib.Message) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	l.r.handlePIM(pimPacket{data: b, src: netip.MustParseAddr(from), ifindex: ifc.index}, l.r.now())
+	pkt := pimPacket{data: b, src: netip.MustParseAddr(from), dst: allPIMRouters, ttl: 1}
+	switch m.(type) {
+	case *pim.Register, *pim.RegisterStop:
+		pkt.dst, pkt.ttl = ifc.primary(), 63 // unicast, routed
+	}
+	l.receivePIMPacket(ifc, pkt)
+}
+
+// receivePIMPacket has the router receive a PIM packet, as addressed, on an interface.
+func (l *lab) receivePIMPacket(ifc *iface, pkt pimPacket) {
+	l.t.Helper()
+	pkt.ifindex = ifc.index
+	l.r.handlePIM(pkt, l.r.now())
 	l.settle()
+}
+
+// hello has a PIM router on an interface say Hello, so that it is a neighbour.
+func (l *lab) hello(ifc *iface, from string) {
+	l.t.Helper()
+	l.receivePIM(ifc, from, &pim.Hello{})
 }
 
 // upcall hands the router a kernel upcall for (S,G) on an interface's VIF.
