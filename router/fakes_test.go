@@ -337,16 +337,21 @@ func (l *lab) report(ifc *iface, host string, recs ...igmp.Record) {
 // reportPacket is an IGMPv3 report from a host, IP header included.
 func reportPacket(t *testing.T, host string, recs ...igmp.Record) []byte {
 	t.Helper()
-	b, err := (&igmp.Report{Version: 3, Records: recs}).Marshal()
+	return igmpMessage(t, netip.MustParseAddr(host), igmp.AllV3Routers, &igmp.Report{Version: 3, Records: recs})
+}
+
+// igmpMessage is an IGMP message from src to dst, IP header included.
+func igmpMessage(t *testing.T, src, dst netip.Addr, m interface{ Marshal() ([]byte, error) }) []byte {
+	t.Helper()
+	b, err := m.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
 	pkt := make([]byte, 20+len(b))
 	pkt[0], pkt[8], pkt[9] = 0x45, 1, 2
 	binary.BigEndian.PutUint16(pkt[2:4], uint16(len(pkt)))
-	h := netip.MustParseAddr(host).As4()
-	copy(pkt[12:16], h[:])
-	copy(pkt[16:20], igmp.AllV3Routers.AsSlice())
+	copy(pkt[12:16], src.AsSlice())
+	copy(pkt[16:20], dst.AsSlice())
 	binary.BigEndian.PutUint16(pkt[10:12], igmp.Checksum(pkt[:20]))
 	copy(pkt[20:], b)
 	return pkt
