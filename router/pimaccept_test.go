@@ -113,14 +113,16 @@ func TestPIMJoinPruneFromNonNeighbor(t *testing.T) {
 }
 
 func TestPIMAssertFromNonNeighbor(t *testing.T) {
+	// An assert that would win: as good a metric as ours, from a higher address.
+	forged := marshal(t, &pim.Assert{Group: grp1, Source: hostSrc})
 	tests := []struct {
 		name   string
-		hello  bool
-		dst    netip.Addr
+		pkt    pimPacket
 		reason string
 	}{
-		{"no Hello", false, allPIMRouters, "not_neighbor"},
-		{"unicast", true, netip.MustParseAddr("10.0.2.1"), "destination"},
+		{"no Hello", pimPacket{data: forged, src: netip.MustParseAddr("10.0.2.8"), dst: allPIMRouters, ttl: 1}, "not_neighbor"},
+		{"unicast", pimPacket{data: forged, src: netip.MustParseAddr("10.0.2.9"), dst: netip.MustParseAddr("10.0.2.1"), ttl: 1}, "destination"},
+		{"from the neighbour", pimPacket{data: forged, src: netip.MustParseAddr("10.0.2.9"), dst: allPIMRouters, ttl: 1}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,14 +131,14 @@ func TestPIMAssertFromNonNeighbor(t *testing.T) {
 			l.report(eth2, "10.0.2.5", exclude(grp1))
 			l.upcall(mroute.NoCache, eth1, hostSrc, grp1, nil)
 			l.mfc(key, "eth1", "eth2")
-			if tt.hello {
-				// A neighbour that leaves us DR, so that only the assert could matter.
-				zero := uint32(0)
-				l.receivePIM(eth2, "10.0.2.9", &pim.Hello{DRPriority: &zero})
+			// A neighbour at 10.0.2.9 that leaves us DR, so that only the assert could matter.
+			zero := uint32(0)
+			l.receivePIM(eth2, "10.0.2.9", &pim.Hello{DRPriority: &zero})
+			l.receivePIMPacket(eth2, tt.pkt)
+			if tt.reason == "" {
+				l.mfc(key, "eth1") // lost to a real neighbour
+				return
 			}
-			// An assert that would win: a better metric preference.
-			forged := &pim.Assert{Group: grp1, Source: hostSrc, MetricPreference: 0, Metric: 0}
-			l.receivePIMPacket(eth2, pimPacket{data: marshal(t, forged), src: netip.MustParseAddr("10.0.2.9"), dst: tt.dst, ttl: 1})
 			l.mfc(key, "eth1", "eth2")
 			if l.r.rib.Tree().AssertLost(key, "eth2") || l.r.counters["pim_refused_"+tt.reason] != 1 {
 				t.Fatalf("a forged assert: lost %v, counters %v", l.r.rib.Tree().AssertLost(key, "eth2"), l.r.counters)
