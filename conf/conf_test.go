@@ -343,6 +343,8 @@ func TestErrors(t *testing.T) {
 		// [pim]
 		{"hello too short", "[pim]\nhello-interval = \"500ms\"\n", "r1.toml:2: pim.hello-interval: 500ms is outside 1s..18724s, so that the 3.5 times longer holdtime fits PIM's 16-bit seconds"},
 		{"join-prune too long", "[pim]\njoin-prune-interval = \"6h\"\n", "r1.toml:2: pim.join-prune-interval: 21600s is outside 1s..18724s, so that the 3.5 times longer holdtime fits PIM's 16-bit seconds"},
+		{"max-holdtime forever", "[pim]\nmax-holdtime = \"65535s\"\n", "r1.toml:2: pim.max-holdtime: 65535s is outside 1s..65534s, the finite holdtimes a Hello can advertise"},
+		{"max-holdtime zero", "[pim]\nmax-holdtime = \"0s\"\n", "r1.toml:2: pim.max-holdtime: must be greater than zero, got 0s"},
 		{"ssm-range outside", "[pim]\nssm-range = \"10.0.0.0/8\"\n", "r1.toml:2: pim.ssm-range: 10.0.0.0/8 is not inside 224.0.0.0/4"},
 		{"ssm-range host bits", "[pim]\nssm-range = \"232.1.2.3/8\"\n", "r1.toml:2: pim.ssm-range: 232.1.2.3/8 has host bits set; did you mean 232.0.0.0/8?"},
 		{"ssm-range no length", "[pim]\nssm-range = \"232.1.2.3\"\n", `r1.toml:2: pim.ssm-range: invalid prefix "232.1.2.3": write address/length, such as "232.1.2.3/32"`},

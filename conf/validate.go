@@ -95,7 +95,7 @@ func validatePIM(p *PIM, fail reporter) {
 	fail.within("pim.hello-interval", p.HelloInterval, minPIMInterval, maxPIMInterval, why)
 	fail.within("pim.join-prune-interval", p.JoinPruneInterval, minPIMInterval, maxPIMInterval, why)
 	fail.within("pim.max-holdtime", p.MaxHoldtime, minPIMInterval, maxPIMHoldtime,
-		"as a Hello's holdtime is 16-bit seconds and 0 says goodbye")
+		"the finite holdtimes a Hello can advertise")
 	fail.multicastPrefix("pim.ssm-range", p.SSMRange)
 	if p.SPTSwitchover != "immediate" && p.SPTSwitchover != "never" {
 		fail("pim.spt-switchover", `must be "immediate" or "never", got %s`, quote(p.SPTSwitchover))
