@@ -193,13 +193,7 @@ func (i *Interface) ReceiveHello(now time.Time, src netip.Addr, h *Hello) []Acti
 	holdtime := advertisedHoldtime(h)
 	n, known := i.neighbors[src]
 	if holdtime == 0 {
-		if !known {
-			return i.finish(now, acts)
-		}
-		delete(i.neighbors, src)
-		acts = append(acts, NeighborDown{Address: src})
-		acts = i.elect(acts)
-		return i.finish(now, acts)
+		return i.finish(now, i.forget(src, acts))
 	}
 	switch {
 	case !known:
@@ -229,6 +223,31 @@ func (i *Interface) ReceiveHello(now time.Time, src netip.Addr, h *Hello) []Acti
 	i.setSecondary(n, h.Addresses)
 	acts = i.elect(acts)
 	return i.finish(now, acts)
+}
+
+// Forget drops the neighbours that keep does not keep, as if they had said
+// goodbye: a change of config no longer allows them.
+func (i *Interface) Forget(now time.Time, keep func(netip.Addr) bool) []Action {
+	if !i.started {
+		return nil
+	}
+	acts := i.expire(now, nil)
+	for _, n := range i.sortedNeighbors() {
+		if !keep(n.Address) {
+			acts = i.forget(n.Address, acts)
+		}
+	}
+	return i.finish(now, acts)
+}
+
+// forget drops the neighbour at a, if there is one, and elects the DR again.
+func (i *Interface) forget(a netip.Addr, acts []Action) []Action {
+	if _, ok := i.neighbors[a]; !ok {
+		return acts
+	}
+	delete(i.neighbors, a)
+	acts = append(acts, NeighborDown{Address: a})
+	return i.elect(acts)
 }
 
 // advertisedHoldtime is the holdtime a Hello asks for (RFC 7761 4.9.2): its

@@ -427,3 +427,15 @@ func TestNeighborHoldtimeCapped(t *testing.T) {
 	wantActions(t, "goodbye", i.ReceiveHello(nbrAt(time.Second), nbrHigh, peerHello(0, nil, 1)),
 		[]Action{NeighborDown{Address: nbrHigh}, DRChanged{DR: nbrSelf, IsSelf: true}})
 }
+
+func TestForget(t *testing.T) {
+	i := started(t, nbrConfig())
+	i.ReceiveHello(nbrT0, nbrLow, peerHello(105, nil, 1))
+	i.ReceiveHello(nbrT0, nbrHigh, peerHello(105, nil, 2))
+	wantActions(t, "forget the DR", i.Forget(nbrAt(time.Second), func(a netip.Addr) bool { return a != nbrHigh }),
+		[]Action{NeighborDown{Address: nbrHigh}, DRChanged{DR: nbrSelf, IsSelf: true}})
+	if got := i.Neighbors(); len(got) != 1 || got[0].Address != nbrLow {
+		t.Errorf("left %v", got)
+	}
+	wantActions(t, "keep all", i.Forget(nbrAt(time.Second), func(netip.Addr) bool { return true }), nil)
+}

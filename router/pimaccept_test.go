@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mrouterd/mrouterd/conf"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
 	"github.com/mrouterd/mrouterd/router/mrib"
@@ -203,5 +204,22 @@ func TestPIMNeighborHoldtimeCapped(t *testing.T) {
 	l.receivePIM(eth1, n, &pim.Hello{Holdtime: &goodbye})
 	if len(eth1.pim.Neighbors()) != 0 {
 		t.Fatal("a goodbye left the neighbour")
+	}
+}
+
+func TestPIMReloadForgetsNeighborsNoLongerAllowed(t *testing.T) {
+	l, eth1, _, _ := threeLinks(t, "")
+	l.hello(eth1, "10.0.1.9")
+	l.hello(eth1, "10.0.1.99")
+	next, err := conf.Parse("test.toml", []byte("[[interface]]\nmatch = \"eth*\"\nallowed-neighbors = [\"10.0.1.0/28\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.r.apply(next); err != nil {
+		t.Fatal(err)
+	}
+	ns := eth1.pim.Neighbors()
+	if len(ns) != 1 || ns[0].Address != netip.MustParseAddr("10.0.1.9") {
+		t.Fatalf("neighbours after the reload: %+v, want only 10.0.1.9", ns)
 	}
 }
