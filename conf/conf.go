@@ -40,6 +40,9 @@ type Interface struct {
 	IGMP       bool
 	PIM        bool
 	DRPriority uint32
+	// AllowedNeighbors limits the PIM routers whose Hellos are accepted; empty: any
+	// router on the link.
+	AllowedNeighbors []netip.Prefix
 }
 
 // IGMP holds the querier settings shared by all interfaces.
@@ -60,7 +63,8 @@ type PIM struct {
 	SSMRange          netip.Prefix
 	SPTSwitchover     string // "immediate" or "never"
 	RPs               []RP
-	RegisterAccept    []netip.Prefix // senders an RP accepts registers from; empty accepts all
+	RegisterAccept    []netip.Prefix // senders an RP accepts registers from; empty: see the defaults file
+	MaxHoldtime       time.Duration  // longest a neighbour's Hello is believed for, whatever it advertises
 }
 
 // RP is a static rendezvous point and the groups it serves.
@@ -128,6 +132,9 @@ func Default() *Config {
 func (c *Config) clone() *Config {
 	out := *c
 	out.Interfaces = slices.Clone(c.Interfaces)
+	for i := range out.Interfaces {
+		out.Interfaces[i].AllowedNeighbors = slices.Clone(out.Interfaces[i].AllowedNeighbors)
+	}
 	out.IGMP.AllowedGroups = slices.Clone(c.IGMP.AllowedGroups)
 	out.PIM.RegisterAccept = slices.Clone(c.PIM.RegisterAccept)
 	out.PIM.RPs = slices.Clone(c.PIM.RPs)

@@ -37,6 +37,7 @@ func defaultsForTest() *Config {
 			JoinPruneInterval: 60 * time.Second,
 			SSMRange:          netip.MustParsePrefix("232.0.0.0/8"),
 			SPTSwitchover:     "immediate",
+			MaxHoldtime:       210 * time.Second,
 		},
 		Control: Control{Socket: "/run/mrouterd/mrouterd.sock"},
 	}
@@ -165,6 +166,7 @@ resync-interval = "1m30s"
 [[interface]]
 match = "eth*"
 dr-priority = 200
+allowed-neighbors = ["10.0.0.0/24"]
 [[interface]]
 match = "lo"
 disabled = true
@@ -190,6 +192,7 @@ join-prune-interval = "30s"
 ssm-range = "232.1.0.0/16"
 spt-switchover = "never"
 register-accept = ["10.0.0.0/8"]
+max-holdtime = "5m"
 rp = [{ address = "10.0.2.1", groups = ["239.0.0.0/8"] }]
 
 [[static]]
@@ -211,7 +214,7 @@ metrics = "127.0.0.1:9591"
 		File:   "test.toml",
 		Router: Router{Table: 10, IdleTimeout: 5 * time.Minute, ResyncInterval: 90 * time.Second},
 		Interfaces: []Interface{
-			{Match: "eth*", IGMP: true, PIM: true, DRPriority: 200},
+			{Match: "eth*", IGMP: true, PIM: true, DRPriority: 200, AllowedNeighbors: mustPrefixes("10.0.0.0/24")},
 			{Match: "lo", Disabled: true, IGMP: true, PIM: true, DRPriority: 1},
 			{Match: "wg0", IGMP: false, PIM: true, DRPriority: 1},
 		},
@@ -231,6 +234,7 @@ metrics = "127.0.0.1:9591"
 			SPTSwitchover:     "never",
 			RPs:               []RP{{Address: netip.MustParseAddr("10.0.2.1"), Groups: mustPrefixes("239.0.0.0/8")}},
 			RegisterAccept:    mustPrefixes("10.0.0.0/8"),
+			MaxHoldtime:       5 * time.Minute,
 		},
 		Static: []Static{
 			{Group: netip.MustParseAddr("239.1.1.1"), IIF: "eth1", OIFs: []string{"eth2"}},
@@ -339,6 +343,8 @@ func TestErrors(t *testing.T) {
 		// [pim]
 		{"hello too short", "[pim]\nhello-interval = \"500ms\"\n", "r1.toml:2: pim.hello-interval: 500ms is outside 1s..18724s, so that the 3.5 times longer holdtime fits PIM's 16-bit seconds"},
 		{"join-prune too long", "[pim]\njoin-prune-interval = \"6h\"\n", "r1.toml:2: pim.join-prune-interval: 21600s is outside 1s..18724s, so that the 3.5 times longer holdtime fits PIM's 16-bit seconds"},
+		{"max-holdtime forever", "[pim]\nmax-holdtime = \"65535s\"\n", "r1.toml:2: pim.max-holdtime: 65535s is outside 1s..65534s, the finite holdtimes a Hello can advertise"},
+		{"max-holdtime zero", "[pim]\nmax-holdtime = \"0s\"\n", "r1.toml:2: pim.max-holdtime: must be greater than zero, got 0s"},
 		{"ssm-range outside", "[pim]\nssm-range = \"10.0.0.0/8\"\n", "r1.toml:2: pim.ssm-range: 10.0.0.0/8 is not inside 224.0.0.0/4"},
 		{"ssm-range host bits", "[pim]\nssm-range = \"232.1.2.3/8\"\n", "r1.toml:2: pim.ssm-range: 232.1.2.3/8 has host bits set; did you mean 232.0.0.0/8?"},
 		{"ssm-range no length", "[pim]\nssm-range = \"232.1.2.3\"\n", `r1.toml:2: pim.ssm-range: invalid prefix "232.1.2.3": write address/length, such as "232.1.2.3/32"`},
@@ -593,6 +599,7 @@ join-prune-interval = "60s"
 ssm-range = "232.0.0.0/8"
 spt-switchover = "immediate"
 register-accept = []
+max-holdtime = "210s"
 
 [control]
 socket = "/run/mrouterd/mrouterd.sock"

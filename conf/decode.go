@@ -140,6 +140,8 @@ func (d *decoder) interfaces(key string, v any, dst *[]Interface) {
 				d.boolean(key, v, &ifc.PIM)
 			case "dr-priority":
 				d.uint32(key, v, &ifc.DRPriority)
+			case "allowed-neighbors":
+				d.prefixes(key, v, &ifc.AllowedNeighbors)
 			default:
 				return false
 			}
@@ -190,6 +192,8 @@ func (d *decoder) pim(key string, v any, p *PIM) {
 			d.rps(key, v, &p.RPs)
 		case "register-accept":
 			d.prefixes(key, v, &p.RegisterAccept)
+		case "max-holdtime":
+			d.duration(key, v, &p.MaxHoldtime)
 		default:
 			return false
 		}

@@ -35,6 +35,7 @@ func Diff(old, new *Config) []string {
 	d.value("pim.ssm-range:", old.PIM.SSMRange, new.PIM.SSMRange)
 	d.value("pim.spt-switchover:", old.PIM.SPTSwitchover, new.PIM.SPTSwitchover)
 	d.set("pim.register-accept:", prefixStrings(old.PIM.RegisterAccept), prefixStrings(new.PIM.RegisterAccept))
+	d.value("pim.max-holdtime:", old.PIM.MaxHoldtime, new.PIM.MaxHoldtime)
 	d.rps(old.PIM.RPs, new.PIM.RPs)
 
 	d.statics(old.Static, new.Static)
@@ -85,6 +86,7 @@ func (d *differ) interfaces(old, new []Interface) {
 		d.value(key+": igmp", o.IGMP, n.IGMP)
 		d.value(key+": pim", o.PIM, n.PIM)
 		d.value(key+": dr-priority", o.DRPriority, n.DRPriority)
+		d.set(key+": allowed-neighbors", prefixStrings(o.AllowedNeighbors), prefixStrings(n.AllowedNeighbors))
 	}
 	for _, n := range new {
 		if oldByMatch[n.Match] {

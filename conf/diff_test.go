@@ -63,6 +63,7 @@ version = 2
 ssm-range = "232.1.0.0/16"
 spt-switchover = "never"
 register-accept = ["10.0.0.0/8"]
+max-holdtime = "300s"
 [control]
 metrics = "127.0.0.1:9591"
 `, []string{
@@ -73,6 +74,7 @@ metrics = "127.0.0.1:9591"
 			"pim.ssm-range: 232.0.0.0/8 -> 232.1.0.0/16",
 			"pim.spt-switchover: immediate -> never",
 			"pim.register-accept: [] -> [10.0.0.0/8]",
+			"pim.max-holdtime: 210s -> 300s",
 			`control.metrics: "" -> 127.0.0.1:9591`,
 		}},
 		{"blocks", base, `
@@ -83,6 +85,7 @@ disabled = false
 match = "eth*"
 pim = false
 dr-priority = 3
+allowed-neighbors = ["10.0.0.0/24"]
 [[interface]]
 match = "wg0"
 [igmp]
@@ -104,6 +107,7 @@ oifs = ["eth2"]
 `, []string{
 			"interface eth*: pim true -> false",
 			"interface eth*: dr-priority 1 -> 3",
+			"interface eth*: allowed-neighbors [] -> [10.0.0.0/24]",
 			"interface lo: disabled true -> false",
 			"interface wg0: added",
 			"interface order: [eth*, lo] -> [lo, eth*]",

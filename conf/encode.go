@@ -28,6 +28,7 @@ func (c *Config) TOML() string {
 		w.set("igmp", strconv.FormatBool(ifc.IGMP))
 		w.set("pim", strconv.FormatBool(ifc.PIM))
 		w.set("dr-priority", strconv.FormatUint(uint64(ifc.DRPriority), 10))
+		w.set("allowed-neighbors", prefixArray(ifc.AllowedNeighbors))
 	}
 
 	w.table("igmp")
@@ -45,6 +46,7 @@ func (c *Config) TOML() string {
 	w.set("ssm-range", quote(c.PIM.SSMRange.String()))
 	w.set("spt-switchover", quote(c.PIM.SPTSwitchover))
 	w.set("register-accept", prefixArray(c.PIM.RegisterAccept))
+	w.set("max-holdtime", quote(formatDuration(c.PIM.MaxHoldtime)))
 	for _, rp := range c.PIM.RPs {
 		w.table("[pim.rp]")
 		w.set("address", quote(rp.Address.String()))

@@ -27,7 +27,8 @@ const (
 	// where 0 means "gone now" and 0xffff "forever".
 	minPIMInterval = time.Second
 	maxPIMInterval = 18724 * time.Second
-	maxRobustness  = 7 // the IGMPv3 QRV field is 3 bits
+	maxPIMHoldtime = 0xfffe * time.Second // 0xffff means forever
+	maxRobustness  = 7                    // the IGMPv3 QRV field is 3 bits
 	// sun_path holds 108 bytes including the terminating NUL.
 	maxSocketPath = 107
 	// IFNAMSIZ is 16 including the terminating NUL.
@@ -93,6 +94,8 @@ func validatePIM(p *PIM, fail reporter) {
 	const why = "so that the 3.5 times longer holdtime fits PIM's 16-bit seconds"
 	fail.within("pim.hello-interval", p.HelloInterval, minPIMInterval, maxPIMInterval, why)
 	fail.within("pim.join-prune-interval", p.JoinPruneInterval, minPIMInterval, maxPIMInterval, why)
+	fail.within("pim.max-holdtime", p.MaxHoldtime, minPIMInterval, maxPIMHoldtime,
+		"the finite holdtimes a Hello can advertise")
 	fail.multicastPrefix("pim.ssm-range", p.SSMRange)
 	if p.SPTSwitchover != "immediate" && p.SPTSwitchover != "never" {
 		fail("pim.spt-switchover", `must be "immediate" or "never", got %s`, quote(p.SPTSwitchover))

@@ -26,6 +26,9 @@ const (
 type InterfaceConfig struct {
 	HelloInterval time.Duration // 0 means DefaultHelloInterval; we advertise 3.5 times it as holdtime
 	DRPriority    uint32
+	// MaxHoldtime caps how long a neighbour is kept after its last Hello, whatever
+	// holdtime it advertises, forever (HoldtimeForever) included; 0 caps nothing.
+	MaxHoldtime time.Duration
 	// TriggeredHelloDelay bounds the random wait before a triggered hello, so
 	// that routers hearing the same newcomer do not all answer at once. 0 sends at once.
 	TriggeredHelloDelay time.Duration
@@ -65,7 +68,7 @@ type Neighbor struct {
 	Address       netip.Addr
 	Since         time.Time
 	Expires       time.Time     // zero when it never times out
-	Holdtime      time.Duration // as advertised; HoldtimeForever seconds when it never times out
+	Holdtime      time.Duration // as advertised; HoldtimeForever seconds for forever
 	DRPriority    uint32
 	HasDRPriority bool
 	GenerationID  uint32
@@ -187,19 +190,10 @@ func (i *Interface) ReceiveHello(now time.Time, src netip.Addr, h *Hello) []Acti
 		return nil
 	}
 	acts := i.expire(now, nil)
-	holdtime := DefaultHelloHoldtime
-	if h.Holdtime != nil {
-		holdtime = time.Duration(*h.Holdtime) * time.Second
-	}
+	holdtime := advertisedHoldtime(h)
 	n, known := i.neighbors[src]
 	if holdtime == 0 {
-		if !known {
-			return i.finish(now, acts)
-		}
-		delete(i.neighbors, src)
-		acts = append(acts, NeighborDown{Address: src})
-		acts = i.elect(acts)
-		return i.finish(now, acts)
+		return i.finish(now, i.forget(src, acts))
 	}
 	switch {
 	case !known:
@@ -213,10 +207,7 @@ func (i *Interface) ReceiveHello(now time.Time, src netip.Addr, h *Hello) []Acti
 		i.triggerHello(now)
 	}
 	n.Holdtime = holdtime
-	n.Expires = time.Time{}
-	if h.Holdtime == nil || *h.Holdtime != HoldtimeForever {
-		n.Expires = now.Add(holdtime)
-	}
+	n.Expires = i.expiry(now, h, holdtime)
 	n.DRPriority, n.HasDRPriority = 0, h.DRPriority != nil
 	if h.DRPriority != nil {
 		n.DRPriority = *h.DRPriority
@@ -232,6 +223,55 @@ func (i *Interface) ReceiveHello(now time.Time, src netip.Addr, h *Hello) []Acti
 	i.setSecondary(n, h.Addresses)
 	acts = i.elect(acts)
 	return i.finish(now, acts)
+}
+
+// Forget drops the neighbours that keep does not keep, as if they had said
+// goodbye: a change of config no longer allows them.
+func (i *Interface) Forget(now time.Time, keep func(netip.Addr) bool) []Action {
+	if !i.started {
+		return nil
+	}
+	acts := i.expire(now, nil)
+	for _, n := range i.sortedNeighbors() {
+		if !keep(n.Address) {
+			acts = i.forget(n.Address, acts)
+		}
+	}
+	return i.finish(now, acts)
+}
+
+// forget drops the neighbour at a, if there is one, and elects the DR again.
+func (i *Interface) forget(a netip.Addr, acts []Action) []Action {
+	if _, ok := i.neighbors[a]; !ok {
+		return acts
+	}
+	delete(i.neighbors, a)
+	acts = append(acts, NeighborDown{Address: a})
+	return i.elect(acts)
+}
+
+// advertisedHoldtime is the holdtime a Hello asks for (RFC 7761 4.9.2): its
+// option, or the default when it has none.
+func advertisedHoldtime(h *Hello) time.Duration {
+	if h.Holdtime == nil {
+		return DefaultHelloHoldtime
+	}
+	return time.Duration(*h.Holdtime) * time.Second
+}
+
+// expiry is when a neighbour whose Hello h, advertising holdtime, arrived at now
+// times out: after holdtime (RFC 7761 4.3.1), never for HoldtimeForever, and in
+// either case no later than MaxHoldtime allows, so that a router gone silent, or
+// one that only claims to be there, does not stay a neighbour for ever.
+func (i *Interface) expiry(now time.Time, h *Hello, holdtime time.Duration) time.Time {
+	capped := i.cfg.MaxHoldtime > 0 && holdtime > i.cfg.MaxHoldtime
+	switch {
+	case capped:
+		return now.Add(i.cfg.MaxHoldtime)
+	case h.Holdtime != nil && *h.Holdtime == HoldtimeForever:
+		return time.Time{}
+	}
+	return now.Add(holdtime)
 }
 
 // setSecondary records n's secondary addresses. An address can belong to one

@@ -387,3 +387,55 @@ func TestSetAddressEdges(t *testing.T) {
 		t.Errorf("neighbour kept or generation ID changed")
 	}
 }
+
+func TestNeighborHoldtimeCapped(t *testing.T) {
+	const max = 210 * time.Second
+	tests := []struct {
+		name     string
+		hello    *Hello
+		expires  time.Duration // after the hello; 0 for never
+		holdtime time.Duration // as advertised
+	}{
+		{"forever", peerHello(HoldtimeForever, nil, 1), max, HoldtimeForever * time.Second},
+		{"longest finite", peerHello(0xfffe, nil, 1), max, 0xfffe * time.Second},
+		{"just above the cap", peerHello(211, nil, 1), max, 211 * time.Second},
+		{"at the cap", peerHello(210, nil, 1), max, max},
+		{"below the cap", peerHello(35, nil, 1), 35 * time.Second, 35 * time.Second},
+		{"no holdtime option", &Hello{}, DefaultHelloHoldtime, DefaultHelloHoldtime},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := nbrConfig()
+			cfg.MaxHoldtime = max
+			i := started(t, cfg)
+			i.ReceiveHello(nbrT0, nbrHigh, tt.hello)
+			n, ok := i.Neighbor(nbrHigh)
+			if !ok || !n.Expires.Equal(nbrAt(tt.expires)) || n.Holdtime != tt.holdtime {
+				t.Fatalf("neighbour %v: expires in %v, holdtime %v; want %v, %v", ok, n.Expires.Sub(nbrT0), n.Holdtime, tt.expires, tt.holdtime)
+			}
+			i.Advance(nbrAt(tt.expires))
+			if len(i.Neighbors()) != 0 {
+				t.Fatalf("still a neighbour when its time ran out: %v", i.Neighbors())
+			}
+		})
+	}
+	// A goodbye still removes a neighbour at once.
+	cfg := nbrConfig()
+	cfg.MaxHoldtime = max
+	i := started(t, cfg)
+	i.ReceiveHello(nbrT0, nbrHigh, peerHello(HoldtimeForever, nil, 1))
+	wantActions(t, "goodbye", i.ReceiveHello(nbrAt(time.Second), nbrHigh, peerHello(0, nil, 1)),
+		[]Action{NeighborDown{Address: nbrHigh}, DRChanged{DR: nbrSelf, IsSelf: true}})
+}
+
+func TestForget(t *testing.T) {
+	i := started(t, nbrConfig())
+	i.ReceiveHello(nbrT0, nbrLow, peerHello(105, nil, 1))
+	i.ReceiveHello(nbrT0, nbrHigh, peerHello(105, nil, 2))
+	wantActions(t, "forget the DR", i.Forget(nbrAt(time.Second), func(a netip.Addr) bool { return a != nbrHigh }),
+		[]Action{NeighborDown{Address: nbrHigh}, DRChanged{DR: nbrSelf, IsSelf: true}})
+	if got := i.Neighbors(); len(got) != 1 || got[0].Address != nbrLow {
+		t.Errorf("left %v", got)
+	}
+	wantActions(t, "keep all", i.Forget(nbrAt(time.Second), func(netip.Addr) bool { return true }), nil)
+}

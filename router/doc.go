@@ -14,6 +14,10 @@
 //	                                   └─▶ PIM sends (Join/Prune batched, Register,
 //	                                       Register-Stop, Assert) and IGMP queries
 //
+// A packet from the network is believed only once it is shown to come from the
+// link it arrived on (pimaccept.go for PIM, igmp.CheckAddresses for IGMP); what is
+// refused is counted with its reason and goes no further.
+//
 // The RIB (router/mrib) and the protocol cores (igmp, pim) do no I/O and read no
 // clock; the loop gives them the time from its one clock and carries out what they
 // return. The kernel sits behind small interfaces (mrtTable, fib, netState), so the

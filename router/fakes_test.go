@@ -163,6 +163,7 @@ func (f *fakeFIB) Route(addr netip.Addr) (fibRoute, error) {
 // sentPIM is a PIM message the router sent: out of an interface, or unicast to dst.
 type sentPIM struct {
 	ifindex int
+	src     netip.Addr // invalid when the kernel picks it
 	dst     netip.Addr
 	msg     any
 }
@@ -177,21 +178,21 @@ type fakePIM struct {
 func (f *fakePIM) join(int) error { return nil }
 func (f *fakePIM) leave(int)      {}
 
-func (f *fakePIM) record(ifindex int, dst netip.Addr, b []byte) error {
+func (f *fakePIM) record(ifindex int, src, dst netip.Addr, b []byte) error {
 	m, err := pim.Decode(b)
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.sent = append(f.sent, sentPIM{ifindex: ifindex, dst: dst, msg: m})
+	f.sent = append(f.sent, sentPIM{ifindex: ifindex, src: src, dst: dst, msg: m})
 	return nil
 }
 
-func (f *fakePIM) send(ifindex int, _ netip.Addr, b []byte) error {
-	return f.record(ifindex, allPIMRouters, b)
+func (f *fakePIM) send(ifindex int, src netip.Addr, b []byte) error {
+	return f.record(ifindex, src, allPIMRouters, b)
 }
-func (f *fakePIM) sendTo(dst netip.Addr, b []byte) error { return f.record(0, dst, b) }
+func (f *fakePIM) sendTo(src, dst netip.Addr, b []byte) error { return f.record(0, src, dst, b) }
 
 func (f *fakePIM) read([]byte) (pimPacket, error) {
 	<-f.closed
@@ -336,16 +337,21 @@ func (l *lab) report(ifc *iface, host string, recs ...igmp.Record) {
 // reportPacket is an IGMPv3 report from a host, IP header included.
 func reportPacket(t *testing.T, host string, recs ...igmp.Record) []byte {
 	t.Helper()
-	b, err := (&igmp.Report{Version: 3, Records: recs}).Marshal()
+	return igmpMessage(t, netip.MustParseAddr(host), igmp.AllV3Routers, &igmp.Report{Version: 3, Records: recs})
+}
+
+// igmpMessage is an IGMP message from src to dst, IP header included.
+func igmpMessage(t *testing.T, src, dst netip.Addr, m interface{ Marshal() ([]byte, error) }) []byte {
+	t.Helper()
+	b, err := m.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
 	pkt := make([]byte, 20+len(b))
 	pkt[0], pkt[8], pkt[9] = 0x45, 1, 2
 	binary.BigEndian.PutUint16(pkt[2:4], uint16(len(pkt)))
-	h := netip.MustParseAddr(host).As4()
-	copy(pkt[12:16], h[:])
-	copy(pkt[16:20], igmp.AllV3Routers.AsSlice())
+	copy(pkt[12:16], src.AsSlice())
+	copy(pkt[16:20], dst.AsSlice())
 	binary.BigEndian.PutUint16(pkt[10:12], igmp.Checksum(pkt[:20]))
 	copy(pkt[20:], b)
 	return pkt
@@ -358,8 +364,26 @@ func (l *lab) receivePIM(ifc *iface, from string, m mrib.Message) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	l.r.handlePIM(pimPacket{data: b, src: netip.MustParseAddr(from), ifindex: ifc.index}, l.r.now())
+	pkt := pimPacket{data: b, src: netip.MustParseAddr(from), dst: allPIMRouters, ttl: 1}
+	switch m.(type) {
+	case *pim.Register, *pim.RegisterStop:
+		pkt.dst, pkt.ttl = ifc.primary(), 63 // unicast, routed
+	}
+	l.receivePIMPacket(ifc, pkt)
+}
+
+// receivePIMPacket has the router receive a PIM packet, as addressed, on an interface.
+func (l *lab) receivePIMPacket(ifc *iface, pkt pimPacket) {
+	l.t.Helper()
+	pkt.ifindex = ifc.index
+	l.r.handlePIM(pkt, l.r.now())
 	l.settle()
+}
+
+// hello has a PIM router on an interface say Hello, so that it is a neighbour.
+func (l *lab) hello(ifc *iface, from string) {
+	l.t.Helper()
+	l.receivePIM(ifc, from, &pim.Hello{})
 }
 
 // upcall hands the router a kernel upcall for (S,G) on an interface's VIF.

@@ -89,7 +89,7 @@ func (r *Router) handleIGMP(pkt []byte, ifindex int, now time.Time) {
 		r.counters.inc("igmp_ignored_interface")
 		return
 	}
-	src, _, msg, err := igmp.DecodeIPv4(pkt)
+	src, dst, msg, err := igmp.DecodeIPv4(pkt)
 	if err != nil {
 		r.counters.inc("igmp_malformed")
 		var de *igmp.DecodeError
@@ -100,6 +100,15 @@ func (r *Router) handleIGMP(pkt []byte, ifindex int, now time.Time) {
 		return
 	}
 	if ifc.own(src) {
+		return
+	}
+	if err := igmp.CheckAddresses(src, dst, msg, ifc.connected); err != nil {
+		r.counters.inc("igmp_refused")
+		var de *igmp.DecodeError
+		if errors.As(err, &de) {
+			r.counters.inc("igmp_refused_" + de.Reason)
+		}
+		r.log.Debug("IGMP refused", "interface", ifc.name, "from", src, "to", dst, "err", err)
 		return
 	}
 	r.counters.inc("igmp_received")

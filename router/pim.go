@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"time"
@@ -18,6 +19,7 @@ func (r *Router) pimConfig(ifc *iface) pim.InterfaceConfig {
 	return pim.InterfaceConfig{
 		HelloInterval:       r.cfg.PIM.HelloInterval,
 		DRPriority:          settings.DRPriority,
+		MaxHoldtime:         r.cfg.PIM.MaxHoldtime,
 		TriggeredHelloDelay: 5 * time.Second, // Triggered_Hello_Delay, RFC 7761 4.11
 		Random:              rand.Float64,
 	}
@@ -91,6 +93,13 @@ func (r *Router) handlePIM(pkt pimPacket, now time.Time) {
 		r.log.Debug("malformed PIM", "interface", ifc.name, "from", pkt.src, "err", err)
 		return
 	}
+	if why := r.pimRefusal(ifc, pkt, msg, now); why != "" {
+		r.counters.inc("pim_refused")
+		r.counters.inc("pim_refused_" + why)
+		r.log.Debug("PIM refused", "interface", ifc.name, "from", pkt.src, "to", pkt.dst, "ttl", pkt.ttl,
+			"type", fmt.Sprintf("%T", msg), "reason", why)
+		return
+	}
 	switch m := msg.(type) {
 	case *pim.Hello:
 		r.counters.inc("pim_hellos_received")
@@ -160,6 +169,18 @@ func (r *Router) neighborsChanged(ifc *iface) {
 	r.paths.stale = true
 }
 
+// unicastSource is the address a unicast PIM message goes from: a Register-Stop
+// from the RP address of its group, which the first-hop router checks it against
+// (RFC 7761 4.4.2); anything else from the address the kernel picks.
+func (r *Router) unicastSource(m mrib.Message) netip.Addr {
+	if stop, ok := m.(*pim.RegisterStop); ok {
+		if rp, ok := r.rpOf(stop.Group.Addr()); ok && r.isOwn(rp) {
+			return rp
+		}
+	}
+	return netip.Addr{}
+}
+
 // sendPIM sends a PIM message and counts it under what: to ALL-PIM-ROUTERS out of
 // the PIM interface named on, or, when on is empty, unicast to dst (Registers,
 // Register-Stops).
@@ -168,7 +189,7 @@ func (r *Router) sendPIM(on string, dst netip.Addr, m mrib.Message, what string)
 	switch {
 	case err != nil:
 	case on == "":
-		err = r.pimIO.sendTo(dst, msg)
+		err = r.pimIO.sendTo(r.unicastSource(m), dst, msg)
 	case r.ifaces[on] == nil || r.ifaces[on].pim == nil:
 		err = errors.New("PIM is off there")
 	default:

@@ -17,7 +17,7 @@ type pimConn interface {
 	join(ifindex int) error
 	leave(ifindex int)
 	send(ifindex int, src netip.Addr, msg []byte) error
-	sendTo(dst netip.Addr, msg []byte) error
+	sendTo(src, dst netip.Addr, msg []byte) error
 	read(buf []byte) (pimPacket, error)
 	Close() error
 }
@@ -35,7 +35,7 @@ func openPIM() (*pimIO, error) {
 	pc := ipv4.NewPacketConn(c)
 	setup := []error{
 		setReceiveBuffer(c.(*net.IPConn), pimReceiveBuffer),
-		pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst, true),
+		pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst|ipv4.FlagTTL, true),
 		pc.SetMulticastTTL(1),
 		pc.SetMulticastLoopback(false),
 		pc.SetTOS(0xc0), // Internet Control precedence, like every routing protocol
@@ -92,16 +92,24 @@ func (p *pimIO) send(ifindex int, src netip.Addr, msg []byte) error {
 }
 
 // sendTo unicasts one PIM message (a Register, a Register-Stop), routed as any
-// unicast packet is.
-func (p *pimIO) sendTo(dst netip.Addr, msg []byte) error {
-	_, err := p.conn.WriteTo(msg, nil, &net.IPAddr{IP: dst.AsSlice()})
+// unicast packet is, from src, or from the address the kernel picks when src is
+// invalid.
+func (p *pimIO) sendTo(src, dst netip.Addr, msg []byte) error {
+	var cm *ipv4.ControlMessage
+	if src.IsValid() {
+		cm = &ipv4.ControlMessage{Src: src.AsSlice()}
+	}
+	_, err := p.conn.WriteTo(msg, cm, &net.IPAddr{IP: dst.AsSlice()})
 	return err
 }
 
-// pimPacket is a received PIM message (IP header removed) with where it came from.
+// pimPacket is a received PIM message (IP header removed) with where it came from,
+// where it went and its IP TTL.
 type pimPacket struct {
 	data    []byte
 	src     netip.Addr
+	dst     netip.Addr
+	ttl     int
 	ifindex int
 }
 
@@ -116,7 +124,8 @@ func (p *pimIO) read(buf []byte) (pimPacket, error) {
 		pkt.src, _ = netip.AddrFromSlice(ip.IP.To4())
 	}
 	if cm != nil {
-		pkt.ifindex = cm.IfIndex
+		pkt.ifindex, pkt.ttl = cm.IfIndex, cm.TTL
+		pkt.dst, _ = netip.AddrFromSlice(cm.Dst.To4())
 	}
 	return pkt, nil
 }

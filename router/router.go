@@ -342,6 +342,8 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 		}
 		if ifc.pim != nil {
 			r.pimActions(ifc, ifc.pim.SetConfig(r.pimConfig(ifc), now))
+			allowed := r.allowedNeighbors(ifc)
+			r.pimActions(ifc, ifc.pim.Forget(now, func(a netip.Addr) bool { return allowedNeighborRefusal(allowed, a) == "" }))
 		}
 		r.updateVIF(ifc)
 	}

@@ -145,6 +145,7 @@ func TestRPTPruneFromDownstream(t *testing.T) {
 	wc := pim.JPSource{Source: netip.PrefixFrom(rpAddr, 32), Sparse: true, Wildcard: true, RPT: true}
 	rpt := pim.JPSource{Source: netip.PrefixFrom(farSrc, 32), Sparse: true, RPT: true}
 	us := netip.MustParseAddr("10.0.3.1")
+	l.hello(eth3, "10.0.3.254")
 	l.receivePIM(eth3, "10.0.3.254", &pim.JoinPrune{UpstreamNeighbor: us, Holdtime: 210,
 		Groups: []pim.JPGroup{{Group: netip.PrefixFrom(grp1, 32), Joins: []pim.JPSource{wc}}}})
 	key := sgKey{Source: farSrc, Group: grp1}
@@ -333,6 +334,7 @@ func TestAssertLoser(t *testing.T) {
 		t.Fatalf("asserts %+v", asserts)
 	}
 	// Its assert is as good and its address higher: it wins, we stop forwarding there.
+	l.hello(eth2, "10.0.2.9")
 	l.receivePIM(eth2, "10.0.2.9", &pim.Assert{Group: grp1, Source: hostSrc})
 	l.mfc(key, "eth1")
 	if !l.r.rib.Tree().AssertLost(key, "eth2") {

@@ -75,17 +75,25 @@ func (r *RIB) sendRegisterStop(to netip.Addr, key Key) {
 }
 
 // registerAcceptedFor reports whether a source may be forwarded from the register
-// tunnel: always when every DR is accepted, else once an accepted DR registered it.
+// tunnel: once an accepted DR registered it.
 func (r *RIB) registerAcceptedFor(key Key) bool {
 	_, ok := r.registerers[key]
-	return ok || len(r.cfg.RegisterAccept) == 0
+	return ok
 }
 
-// registerAccepted applies pim.register-accept: registers only from those ranges,
-// or from anyone when it is empty.
+// registerAccepted applies pim.register-accept: registers only from those ranges.
+// When it is empty, only from a first-hop router inside the PIM domain, one the
+// way back to runs over an interface where PIM runs (RFC 7761 6.1.2): a Register
+// is unicast and may come from anywhere, but only a router in the domain has a
+// source to register.
 func (r *RIB) registerAccepted(from netip.Addr) bool {
 	accept := r.cfg.RegisterAccept
-	return len(accept) == 0 || slices.ContainsFunc(accept, func(p netip.Prefix) bool { return p.Contains(from) })
+	if len(accept) == 0 {
+		back := r.env.RPF(from).Interface
+		pimOn, _ := r.env.DR(back)
+		return back != "" && pimOn
+	}
+	return slices.ContainsFunc(accept, func(p netip.Prefix) bool { return p.Contains(from) })
 }
 
 // WrongVIF acts on traffic that arrived by an interface other than the route's

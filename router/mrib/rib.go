@@ -74,7 +74,7 @@ func (rt *Route) Installable() bool { return !rt.Template }
 // Config is the part of the router's config the RIB follows.
 type Config struct {
 	SPTSwitchover  bool           // a last hop switches to a source's tree at once
-	RegisterAccept []netip.Prefix // first-hop DRs an RP accepts registers from; empty: any
+	RegisterAccept []netip.Prefix // first-hop DRs an RP accepts registers from; empty: those in the PIM domain
 	IdleTimeout    time.Duration  // learned routes without traffic for this long go
 	// RegisterVIF is the device of the register VIF (pimreg); "" while there is none.
 	RegisterVIF string

@@ -439,6 +439,7 @@ func atRP(t *testing.T, cfg Config) *harness {
 	h.env.own[rpAddr] = true
 	h.env.rpf[rpAddr] = pim.RPF{}
 	h.env.rpf[hostSrc] = pim.RPF{Interface: "eth3", Neighbor: farNbr}
+	h.env.rpf[registrar] = pim.RPF{Interface: "eth3"}
 	return h
 }
 
@@ -504,6 +505,10 @@ func TestRegisterRefused(t *testing.T) {
 		{"outside register-accept", func(h *harness) {
 			h.rib.SetConfig(Config{RegisterVIF: "pimreg", RegisterAccept: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}}, pim.TreeConfig{})
 		}, registerPacket(grp), "register_stop_refused"},
+		// Without register-accept: only from where PIM runs on the way back.
+		{"the way back is not a PIM interface", func(h *harness) { h.env.pimOff["eth3"] = true },
+			registerPacket(grp), "register_stop_refused"},
+		{"no way back", func(h *harness) { delete(h.env.rpf, registrar) }, registerPacket(grp), "register_stop_refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
