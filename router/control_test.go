@@ -6,8 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/mrouterd/mrouterd/router/api"
 )
 
 // serveTest serves h on a loopback TCP listener with lim and returns its address.
@@ -91,5 +95,53 @@ func TestControlConnectionCap(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the waiting client was never served")
+	}
+}
+
+// /metrics answers from the loop's last snapshot while the loop is blocked, where a
+// view that needs the loop gives up at its deadline; once the loop runs again, the
+// snapshot follows its events.
+func TestMetricsWhileLoopBlocked(t *testing.T) {
+	l, _, _, _ := threeLinks(t, withRP+staticSG)
+	l.r.reconcile("start")
+	l.r.clock = time.Now
+	l.runLoop()
+	blocked, release := make(chan struct{}), make(chan struct{})
+	l.r.in.calls <- func() { close(blocked); <-release }
+	<-blocked
+	released := false
+	unblock := func() {
+		if !released {
+			released = true
+			close(release)
+		}
+	}
+	t.Cleanup(unblock) // before the loop stops
+
+	h := withTimeout(l.r.handler(), 100*time.Millisecond)
+	get := func(path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		return w
+	}
+	start := time.Now()
+	if w := get(api.PathMetrics); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "mrouterd_routes 1\n") {
+		t.Fatalf("metrics while the loop is blocked: %d\n%s", w.Code, w.Body)
+	}
+	if d := time.Since(start); d > 50*time.Millisecond {
+		t.Errorf("metrics took %v", d)
+	}
+	if w := get(api.PathStatus); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status while the loop is blocked: %d %s", w.Code, w.Body)
+	}
+
+	unblock()
+	l.r.in.calls <- func() { l.r.counters.inc("test_event") }
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(get(api.PathMetrics).Body.String(), `mrouterd_events_total{event="test_event"} 1`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the snapshot never showed the event:\n%s", get(api.PathMetrics).Body)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

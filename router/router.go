@@ -62,6 +62,8 @@ type Router struct {
 	installed map[sgKey]desiredEntry
 
 	in inbox
+	// metrics is what /metrics serves, published by the loop.
+	metrics atomic.Pointer[metricsSnapshot]
 
 	reconcileWanted bool
 }
@@ -186,6 +188,11 @@ func (r *Router) loop(ctx context.Context) error {
 	protoTimer := time.NewTimer(time.Hour)
 	defer protoTimer.Stop()
 	var protoDeadline time.Time
+	// A snapshot now, so /metrics answers at once, and one more when the start has settled.
+	r.publishMetrics()
+	metricsTimer := time.NewTimer(metricsDelay)
+	defer metricsTimer.Stop()
+	metricsDue := true
 	for {
 		r.settle()
 		// Join/Prunes wait while more events are queued, so a burst of membership
@@ -227,6 +234,16 @@ func (r *Router) loop(ctx context.Context) error {
 		case <-sweep.C:
 			r.expireIdle(r.now())
 			sweep.Reset(r.sweepInterval())
+		case <-metricsTimer.C:
+			metricsDue = false
+			r.publishMetrics()
+			continue
+		}
+		// Every event may change what /metrics shows: a snapshot follows shortly, one
+		// for a whole burst.
+		if !metricsDue {
+			metricsDue = true
+			metricsTimer.Reset(metricsDelay)
 		}
 	}
 }
