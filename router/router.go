@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -64,6 +65,9 @@ type Router struct {
 	in inbox
 	// metrics is what /metrics serves, published by the loop.
 	metrics atomic.Pointer[metricsSnapshot]
+	// panics carries a panic of another goroutine of the router to the loop, which
+	// ends with it.
+	panics chan error
 
 	reconcileWanted bool
 }
@@ -130,6 +134,7 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		installed:   make(map[sgKey]desiredEntry),
 		paths:       pathCache{byAddr: make(map[netip.Addr]*reversePath)},
 		regVIF:      -1,
+		panics:      make(chan error, 1),
 		in: inbox{
 			calls:       make(chan func()),
 			upcalls:     make(chan mroute.Upcall, 1024),
@@ -145,9 +150,18 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 }
 
 // Run serves until ctx is done, then removes everything it installed. ready is called
-// once the router has synced with the kernel and the control API is listening.
-func (r *Router) Run(ctx context.Context, ready func()) error {
-	defer r.shutdown()
+// once the router has synced with the kernel and the control API is listening. A
+// panic in the loop or in a goroutine of the router is logged and returned as an
+// error, and nothing is removed: the daemon is to exit at once (see recovered).
+func (r *Router) Run(ctx context.Context, ready func()) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = r.recovered("router loop", p)
+		}
+		if _, panicked := err.(*panicError); !panicked {
+			r.shutdown()
+		}
+	}()
 
 	ctl, err := r.listenControl()
 	if err != nil {
@@ -157,9 +171,9 @@ func (r *Router) Run(ctx context.Context, ready func()) error {
 
 	loopCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	go r.readMRT(loopCtx)
-	go r.readPIM(loopCtx)
-	go r.links.Watch(loopCtx, r.in.netEvents)
+	r.goGuarded("MRT socket reader", func() { r.readMRT(loopCtx) })
+	r.goGuarded("PIM socket reader", func() { r.readPIM(loopCtx) })
+	r.goGuarded("netlink watcher", func() { r.links.Watch(loopCtx, r.in.netEvents) })
 
 	if err := r.syncInterfaces(); err != nil {
 		return err
@@ -215,6 +229,8 @@ func (r *Router) loop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-r.panics:
+			return err
 		case fn := <-r.in.calls:
 			fn()
 		case u := <-r.in.upcalls:
@@ -388,6 +404,36 @@ func (r *Router) shutdown() {
 		r.log.Warn("close multicast routing socket", "err", err)
 	}
 	r.log.Info("mrouterd stopped")
+}
+
+// panicError is a panic the router recovered from and ends with.
+type panicError struct {
+	where string
+	value any
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic in the %s: %v", e.where, e.value) }
+
+// recovered logs a panic with its stack. The daemon then exits without cleaning up:
+// its state cannot be trusted after a panic, cleanup could panic again, and the
+// kernel flushes what the daemon installed when the MRT socket closes with the
+// process. The service manager restarts it.
+func (r *Router) recovered(where string, p any) error {
+	r.log.Error("panic; exiting", "in", where, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	return &panicError{where: where, value: p}
+}
+
+// goGuarded runs fn in a goroutine of its own; a panic there ends the loop, and
+// with it the daemon.
+func (r *Router) goGuarded(where string, fn func()) {
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				offer(r.panics, r.recovered(where, p))
+			}
+		}()
+		fn()
+	}()
 }
 
 // readMRT reads the multicast routing socket: kernel upcalls and IGMP packets.
