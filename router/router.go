@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,10 @@ type Options struct {
 	Logger  *slog.Logger
 	// Load, when set, reads the config anew for POST /v1/reload and SIGHUP.
 	Load func() (*conf.Config, error)
+	// Applied, when set, is called with the config the router started with once it
+	// runs, and with each config a reload applied, in the order applied; never on
+	// the loop.
+	Applied func(*conf.Config)
 }
 
 // Router is the daemon's state and its loop.
@@ -33,6 +38,7 @@ type Router struct {
 	log     *slog.Logger
 	cfg     *conf.Config
 	load    func() (*conf.Config, error)
+	applied func(*conf.Config)
 	version string
 	socket  string
 	started time.Time
@@ -65,6 +71,11 @@ type Router struct {
 	in inbox
 	// metrics is what /metrics serves, published by the loop.
 	metrics atomic.Pointer[metricsSnapshot]
+	// configGen numbers the configs applied, the one started with being 1; the loop
+	// owns it. appliedGen is the last number handed to applied, under appliedMu.
+	configGen  uint64
+	appliedMu  sync.Mutex
+	appliedGen uint64
 	// panics carries a panic of another goroutine of the router to the loop, which
 	// ends with it.
 	panics chan error
@@ -112,7 +123,7 @@ func New(opts Options) (*Router, error) {
 		socket = opts.Config.Control.Socket
 	}
 	r := newState(opts.Config, log)
-	r.load, r.version, r.socket = opts.Load, opts.Version, socket
+	r.load, r.applied, r.version, r.socket = opts.Load, opts.Applied, opts.Version, socket
 	r.mrt, r.igmp, r.pimIO = kernelMRT{mrt}, igmpIO, pimIO
 	return r, nil
 }
@@ -134,6 +145,7 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		installed:   make(map[sgKey]desiredEntry),
 		paths:       pathCache{byAddr: make(map[netip.Addr]*reversePath)},
 		regVIF:      -1,
+		configGen:   1,
 		panics:      make(chan error, 1),
 		in: inbox{
 			calls:       make(chan func()),
@@ -189,6 +201,7 @@ func (r *Router) Run(ctx context.Context, ready func()) (err error) {
 	if ready != nil {
 		ready()
 	}
+	r.keepApplied(r.cfg, r.configGen)
 	r.log.Info("mrouterd running", "table", r.cfg.Router.Table, "socket", r.socket,
 		"interfaces", len(r.ifaces), "vifs", r.vifs.Used())
 	return r.loop(loopCtx)
@@ -340,10 +353,29 @@ func (r *Router) Reload(ctx context.Context) ([]string, error) {
 	}
 	var summary []string
 	var applyErr error
-	if err := r.call(ctx, func() { summary, applyErr = r.apply(next) }); err != nil {
+	var gen uint64
+	if err := r.call(ctx, func() { summary, applyErr = r.apply(next); gen = r.configGen }); err != nil {
 		return nil, err
 	}
+	if applyErr == nil {
+		r.keepApplied(next, gen)
+	}
 	return summary, applyErr
+}
+
+// keepApplied hands an applied config to Options.Applied. Of two reloads racing, the
+// config the loop applied last is the one handed on last.
+func (r *Router) keepApplied(c *conf.Config, gen uint64) {
+	if r.applied == nil {
+		return
+	}
+	r.appliedMu.Lock()
+	defer r.appliedMu.Unlock()
+	if gen <= r.appliedGen {
+		return
+	}
+	r.appliedGen = gen
+	r.applied(c)
 }
 
 // apply switches to a new config, keeping everything that did not change untouched:
@@ -356,6 +388,7 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 	}
 	summary := conf.Diff(r.cfg, next)
 	r.cfg = next
+	r.configGen++
 	r.rps = rpSet(next)
 	r.rib.SetConfig(r.ribConfig(), r.treeConfig())
 	r.paths.stale = true // the RP of a group may have moved
