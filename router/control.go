@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
@@ -60,7 +63,7 @@ func (r *Router) listenControl() (*control, error) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	c := &control{path: r.socket}
-	c.serve(ln, r.handler())
+	c.serve(ln, controlLimits, r.handler(), r.log)
 	if addr := r.cfg.Control.Metrics; addr != "" {
 		tcp, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -69,15 +72,51 @@ func (r *Router) listenControl() (*control, error) {
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET "+api.PathMetrics, r.serveMetrics)
-		c.serve(tcp, mux)
+		c.serve(tcp, metricsLimits, mux, r.log)
 	}
 	return c, nil
 }
 
-func (c *control) serve(ln net.Listener, h http.Handler) {
-	s := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+// serverLimits bound what one client can hold of a control server. Requests carry
+// no body and answers take at most handler, so a client slower than these is stuck
+// or hostile; cutting it off frees its connection for mroutectl and the scraper.
+type serverLimits struct {
+	readHeader, read, handler, idle time.Duration
+	// conns are served at once; more wait in the kernel's accept queue until one closes.
+	conns int
+}
+
+var (
+	controlLimits = serverLimits{readHeader: 5 * time.Second, read: 10 * time.Second,
+		handler: 30 * time.Second, idle: 60 * time.Second, conns: 64}
+	metricsLimits = serverLimits{readHeader: 5 * time.Second, read: 10 * time.Second,
+		handler: 30 * time.Second, idle: 60 * time.Second, conns: 16}
+)
+
+func (c *control) serve(ln net.Listener, lim serverLimits, h http.Handler, log *slog.Logger) {
+	s := &http.Server{
+		Handler:           withTimeout(h, lim.handler),
+		ReadHeaderTimeout: lim.readHeader,
+		ReadTimeout:       lim.read,
+		// A handler that timed out still has the time to say so.
+		WriteTimeout: lim.handler + 5*time.Second,
+		IdleTimeout:  lim.idle,
+		// net/http recovers a panicking handler; its report, stack included, goes to
+		// the daemon's log rather than to stderr.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError),
+	}
 	c.servers = append(c.servers, s)
-	go func() { _ = s.Serve(ln) }()
+	go func() { _ = s.Serve(netutil.LimitListener(ln, lim.conns)) }()
+}
+
+// withTimeout bounds the request's context, so that a handler waiting for a stuck
+// loop gives up and answers rather than holding its connection.
+func withTimeout(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ctx, cancel := context.WithTimeout(req.Context(), d)
+		defer cancel()
+		h.ServeHTTP(w, req.WithContext(ctx))
+	})
 }
 
 func (r *Router) handler() http.Handler {

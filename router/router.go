@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +27,10 @@ type Options struct {
 	Logger  *slog.Logger
 	// Load, when set, reads the config anew for POST /v1/reload and SIGHUP.
 	Load func() (*conf.Config, error)
+	// Applied, when set, is called with the config the router started with once it
+	// runs, and with each config a reload applied, in the order applied; never on
+	// the loop.
+	Applied func(*conf.Config)
 }
 
 // Router is the daemon's state and its loop.
@@ -32,6 +38,7 @@ type Router struct {
 	log     *slog.Logger
 	cfg     *conf.Config
 	load    func() (*conf.Config, error)
+	applied func(*conf.Config)
 	version string
 	socket  string
 	started time.Time
@@ -62,6 +69,16 @@ type Router struct {
 	installed map[sgKey]desiredEntry
 
 	in inbox
+	// metrics is what /metrics serves, published by the loop.
+	metrics atomic.Pointer[metricsSnapshot]
+	// configGen numbers the configs applied, the one started with being 1; the loop
+	// owns it. appliedGen is the last number handed to applied, under appliedMu.
+	configGen  uint64
+	appliedMu  sync.Mutex
+	appliedGen uint64
+	// panics carries a panic of another goroutine of the router to the loop, which
+	// ends with it.
+	panics chan error
 
 	reconcileWanted bool
 }
@@ -106,7 +123,7 @@ func New(opts Options) (*Router, error) {
 		socket = opts.Config.Control.Socket
 	}
 	r := newState(opts.Config, log)
-	r.load, r.version, r.socket = opts.Load, opts.Version, socket
+	r.load, r.applied, r.version, r.socket = opts.Load, opts.Applied, opts.Version, socket
 	r.mrt, r.igmp, r.pimIO = kernelMRT{mrt}, igmpIO, pimIO
 	return r, nil
 }
@@ -128,6 +145,8 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		installed:   make(map[sgKey]desiredEntry),
 		paths:       pathCache{byAddr: make(map[netip.Addr]*reversePath)},
 		regVIF:      -1,
+		configGen:   1,
+		panics:      make(chan error, 1),
 		in: inbox{
 			calls:       make(chan func()),
 			upcalls:     make(chan mroute.Upcall, 1024),
@@ -143,9 +162,18 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 }
 
 // Run serves until ctx is done, then removes everything it installed. ready is called
-// once the router has synced with the kernel and the control API is listening.
-func (r *Router) Run(ctx context.Context, ready func()) error {
-	defer r.shutdown()
+// once the router has synced with the kernel and the control API is listening. A
+// panic in the loop or in a goroutine of the router is logged and returned as an
+// error, and nothing is removed: the daemon is to exit at once (see recovered).
+func (r *Router) Run(ctx context.Context, ready func()) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = r.recovered("router loop", p)
+		}
+		if _, panicked := err.(*panicError); !panicked {
+			r.shutdown()
+		}
+	}()
 
 	ctl, err := r.listenControl()
 	if err != nil {
@@ -155,9 +183,9 @@ func (r *Router) Run(ctx context.Context, ready func()) error {
 
 	loopCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	go r.readMRT(loopCtx)
-	go r.readPIM(loopCtx)
-	go r.links.Watch(loopCtx, r.in.netEvents)
+	r.goGuarded("MRT socket reader", func() { r.readMRT(loopCtx) })
+	r.goGuarded("PIM socket reader", func() { r.readPIM(loopCtx) })
+	r.goGuarded("netlink watcher", func() { r.links.Watch(loopCtx, r.in.netEvents) })
 
 	if err := r.syncInterfaces(); err != nil {
 		return err
@@ -173,6 +201,7 @@ func (r *Router) Run(ctx context.Context, ready func()) error {
 	if ready != nil {
 		ready()
 	}
+	r.keepApplied(r.cfg, r.configGen)
 	r.log.Info("mrouterd running", "table", r.cfg.Router.Table, "socket", r.socket,
 		"interfaces", len(r.ifaces), "vifs", r.vifs.Used())
 	return r.loop(loopCtx)
@@ -186,6 +215,11 @@ func (r *Router) loop(ctx context.Context) error {
 	protoTimer := time.NewTimer(time.Hour)
 	defer protoTimer.Stop()
 	var protoDeadline time.Time
+	// A snapshot now, so /metrics answers at once, and one more when the start has settled.
+	r.publishMetrics()
+	metricsTimer := time.NewTimer(metricsDelay)
+	defer metricsTimer.Stop()
+	metricsDue := true
 	for {
 		r.settle()
 		// Join/Prunes wait while more events are queued, so a burst of membership
@@ -208,6 +242,8 @@ func (r *Router) loop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-r.panics:
+			return err
 		case fn := <-r.in.calls:
 			fn()
 		case u := <-r.in.upcalls:
@@ -227,6 +263,16 @@ func (r *Router) loop(ctx context.Context) error {
 		case <-sweep.C:
 			r.expireIdle(r.now())
 			sweep.Reset(r.sweepInterval())
+		case <-metricsTimer.C:
+			metricsDue = false
+			r.publishMetrics()
+			continue
+		}
+		// Every event may change what /metrics shows: a snapshot follows shortly, one
+		// for a whole burst.
+		if !metricsDue {
+			metricsDue = true
+			metricsTimer.Reset(metricsDelay)
 		}
 	}
 }
@@ -307,10 +353,29 @@ func (r *Router) Reload(ctx context.Context) ([]string, error) {
 	}
 	var summary []string
 	var applyErr error
-	if err := r.call(ctx, func() { summary, applyErr = r.apply(next) }); err != nil {
+	var gen uint64
+	if err := r.call(ctx, func() { summary, applyErr = r.apply(next); gen = r.configGen }); err != nil {
 		return nil, err
 	}
+	if applyErr == nil {
+		r.keepApplied(next, gen)
+	}
 	return summary, applyErr
+}
+
+// keepApplied hands an applied config to Options.Applied. Of two reloads racing, the
+// config the loop applied last is the one handed on last.
+func (r *Router) keepApplied(c *conf.Config, gen uint64) {
+	if r.applied == nil {
+		return
+	}
+	r.appliedMu.Lock()
+	defer r.appliedMu.Unlock()
+	if gen <= r.appliedGen {
+		return
+	}
+	r.appliedGen = gen
+	r.applied(c)
 }
 
 // apply switches to a new config, keeping everything that did not change untouched:
@@ -323,6 +388,7 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 	}
 	summary := conf.Diff(r.cfg, next)
 	r.cfg = next
+	r.configGen++
 	r.rps = rpSet(next)
 	r.rib.SetConfig(r.ribConfig(), r.treeConfig())
 	r.paths.stale = true // the RP of a group may have moved
@@ -373,6 +439,36 @@ func (r *Router) shutdown() {
 		r.log.Warn("close multicast routing socket", "err", err)
 	}
 	r.log.Info("mrouterd stopped")
+}
+
+// panicError is a panic the router recovered from and ends with.
+type panicError struct {
+	where string
+	value any
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic in the %s: %v", e.where, e.value) }
+
+// recovered logs a panic with its stack. The daemon then exits without cleaning up:
+// its state cannot be trusted after a panic, cleanup could panic again, and the
+// kernel flushes what the daemon installed when the MRT socket closes with the
+// process. The service manager restarts it.
+func (r *Router) recovered(where string, p any) error {
+	r.log.Error("panic; exiting", "in", where, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	return &panicError{where: where, value: p}
+}
+
+// goGuarded runs fn in a goroutine of its own; a panic there ends the loop, and
+// with it the daemon.
+func (r *Router) goGuarded(where string, fn func()) {
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				offer(r.panics, r.recovered(where, p))
+			}
+		}()
+		fn()
+	}()
 }
 
 // readMRT reads the multicast routing socket: kernel upcalls and IGMP packets.

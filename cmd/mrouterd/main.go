@@ -7,10 +7,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,8 +28,20 @@ var version = "dev"
 type options struct {
 	config, socket      string
 	configGiven         bool
+	lastGood            string
 	check, showVersion  bool
 	logLevel, logFormat string
+}
+
+// defaultLastGood is where the last good config is kept by default: in the state
+// directory systemd gives the daemon (StateDirectory=, as $STATE_DIRECTORY), else
+// nowhere, so that daemons sharing a host outside systemd never share a copy.
+func defaultLastGood() string {
+	dir, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
+	if dir == "" {
+		return ""
+	}
+	return filepath.Join(dir, "last-good.toml")
 }
 
 func parseFlags(args []string) (options, error) {
@@ -39,6 +54,8 @@ func parseFlags(args []string) (options, error) {
 	for _, name := range []string{"s", "socket"} {
 		fset.StringVar(&o.socket, name, "", "control socket `path` (default "+api.DefaultSocket+", or control.socket from the config)")
 	}
+	fset.StringVar(&o.lastGood, "last-good", defaultLastGood(),
+		"`file` where the last config that ran is kept, and run when the config file is bad; empty for none (default $STATE_DIRECTORY/last-good.toml)")
 	fset.BoolVar(&o.check, "check", false, "validate the config, print the effective config and exit")
 	fset.BoolVar(&o.showVersion, "version", false, "print the version and exit")
 	fset.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -65,6 +82,38 @@ func (o options) loadConfig() (*conf.Config, error) {
 		return conf.Default(), nil
 	}
 	return cfg, err
+}
+
+// startConfig is the config the daemon starts with: the file's, or when the file
+// exists but is bad, the last good one if one was saved. The file's errors are
+// printed as they would be without a saved copy.
+func (o options) startConfig(stderr io.Writer, log *slog.Logger) (cfg *conf.Config, fallback bool, err error) {
+	cfg, err = o.loadConfig()
+	if err == nil || o.lastGood == "" || errors.Is(err, fs.ErrNotExist) {
+		return cfg, false, err
+	}
+	good, goodErr := conf.Load(o.lastGood)
+	if goodErr != nil {
+		if !errors.Is(goodErr, fs.ErrNotExist) {
+			log.Error("the last good config cannot be used either", "file", o.lastGood, "err", goodErr)
+		}
+		return nil, false, err
+	}
+	fmt.Fprintln(stderr, "mrouterd:", err)
+	log.Error("config file rejected; running the last good config until a reload succeeds",
+		"config", o.config, "last_good", o.lastGood)
+	return good, true, nil
+}
+
+// keepLastGood saves a config that runs as the last good one. The copy itself is
+// not saved again, nor are the embedded defaults, which need no copy.
+func (o options) keepLastGood(c *conf.Config, log *slog.Logger) {
+	if o.lastGood == "" || c.File == "" || c.File == o.lastGood {
+		return
+	}
+	if err := conf.SaveLastGood(o.lastGood, c); err != nil {
+		log.Warn("save the last good config", "file", o.lastGood, "err", err)
+	}
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
@@ -100,11 +149,11 @@ func run(args []string) error {
 		fmt.Println("mrouterd", version)
 		return nil
 	}
-	cfg, err := o.loadConfig()
-	if err != nil {
-		return err
-	}
 	if o.check {
+		cfg, err := o.loadConfig()
+		if err != nil {
+			return err
+		}
 		fmt.Print(cfg.TOML())
 		return nil
 	}
@@ -113,9 +162,14 @@ func run(args []string) error {
 		return err
 	}
 	slog.SetDefault(log)
+	cfg, fallback, err := o.startConfig(os.Stderr, log)
+	if err != nil {
+		return err
+	}
 
 	r, err := router.New(router.Options{
 		Config: cfg, Socket: o.socket, Version: version, Logger: log, Load: o.loadConfig,
+		Applied: func(c *conf.Config) { o.keepLastGood(c, log) },
 	})
 	if err != nil {
 		return err
@@ -138,7 +192,11 @@ func run(args []string) error {
 	}()
 	go sd.watchdog(ctx, r.Ping)
 
-	err = r.Run(ctx, func() { sd.notify("READY=1\nSTATUS=forwarding") })
+	status := "STATUS=forwarding"
+	if fallback {
+		status = "STATUS=forwarding with the last good config: " + o.config + " is bad"
+	}
+	err = r.Run(ctx, func() { sd.notify("READY=1\n" + status) })
 	sd.notify("STOPPING=1")
 	return err
 }
