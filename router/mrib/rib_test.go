@@ -100,7 +100,7 @@ func (e *fakeEnv) AssertMetric(_ Key, iface string, shared bool) pim.AssertMetri
 
 // harness is a RIB in the fake world, and what it sent.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	env  *fakeEnv
 	rib  *RIB
 	now  time.Time
@@ -108,7 +108,7 @@ type harness struct {
 }
 
 // newHarness builds the world; rp is the RP's address, "" for none.
-func newHarness(t *testing.T, rp string, cfg Config) *harness {
+func newHarness(t testing.TB, rp string, cfg Config) *harness {
 	e := &fakeEnv{
 		rpf: map[netip.Addr]pim.RPF{
 			hostSrc: {Interface: "eth1"}, hostSrc2: {Interface: "eth1"},
@@ -676,5 +676,49 @@ func TestOriginString(t *testing.T) {
 		if o.String() != want {
 			t.Errorf("%d: %q, want %q", o, o.String(), want)
 		}
+	}
+}
+
+func TestSyncLocalIncludeList(t *testing.T) {
+	h := newHarness(t, "", Config{})
+	h.member("eth2", ssmGrp, igmp.Include, hostSrc, farSrc)
+	h.member("eth2", ssmGrp, igmp.Include, hostSrc2, farSrc)
+	for _, c := range []struct {
+		source netip.Addr
+		local  bool
+	}{{hostSrc, false}, {hostSrc2, true}, {farSrc, true}} {
+		if got := h.rib.Tree().HasLocal(Key{Source: c.source, Group: ssmGrp}); got != c.local {
+			t.Errorf("(%s,%s) local = %v, want %v", c.source, ssmGrp, got, c.local)
+		}
+	}
+	h.member("eth2", ssmGrp, igmp.Exclude)
+	if h.rib.Tree().HasLocal(Key{Source: farSrc, Group: ssmGrp}) || len(h.rib.Tree().Sources(ssmGrp)) != 0 {
+		t.Errorf("an any-source join in the SSM range left (S,G) receivers: %v", h.rib.Tree().Sources(ssmGrp))
+	}
+}
+
+// BenchmarkSyncLocal brings an SSM group's receivers in line after a report added
+// one source to an INCLUDE list of n: the cost per source stays flat as n grows.
+func BenchmarkSyncLocal(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			h := newHarness(b, "", Config{})
+			states := [2]igmp.GroupState{{Group: ssmGrp}, {Group: ssmGrp}}
+			for i := range n + 1 {
+				s := igmp.SourceState{Source: netip.AddrFrom4([4]byte{10, 100, byte(i >> 8), byte(i)}), Forward: true}
+				if i < n {
+					states[0].Sources = append(states[0].Sources, s)
+				}
+				states[1].Sources = append(states[1].Sources, s)
+			}
+			h.env.members["eth2"][ssmGrp] = states[0]
+			h.rib.SyncLocal(h.now, "eth2", ssmGrp)
+			b.ResetTimer()
+			for i := range b.N {
+				h.env.members["eth2"][ssmGrp] = states[(i+1)%2]
+				h.rib.SyncLocal(h.now, "eth2", ssmGrp)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/source")
+		})
 	}
 }
