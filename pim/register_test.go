@@ -65,7 +65,7 @@ func TestRegisterStateMachine(t *testing.T) {
 func TestKeepaliveJoinsTheSourceTreeWhereTheSharedTreeGoes(t *testing.T) {
 	f := newTreeFixture(t)
 	// An RP-side view: downstream (*,G) join on eth2; registers for (S,G) arrive.
-	f.tree.ReceiveJoinPrune(f.now, "eth2", joinMsg(selfDown, 210, jpGroup(asmGroup, []JPSource{wc(rpAddr)}, nil)))
+	f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, joinMsg(selfDown, 210, jpGroup(asmGroup, []JPSource{wc(rpAddr)}, nil)))
 	key := Key{Source: srcAddr, Group: asmGroup}
 	expectSent(t, f.tree.SetKeepalive(f.now, key, true), "eth1>10.0.12.2 +(10.0.1.2,239.1.1.1)")
 	expectSent(t, f.tree.SetKeepalive(f.now, key, false), "eth1>10.0.12.2 -(10.0.1.2,239.1.1.1)")

@@ -98,7 +98,7 @@ func (r *Router) handlePIM(pkt pimPacket, now time.Time) {
 		r.pimActions(ifc, ifc.pim.ReceiveHello(now, pkt.src, m))
 	case *pim.JoinPrune:
 		r.counters.inc("pim_joinprunes_received")
-		r.treeActions(r.rib.Tree().ReceiveJoinPrune(now, ifc.name, m))
+		r.treeActions(r.rib.Tree().ReceiveJoinPrune(now, ifc.name, pkt.src, m))
 	case *pim.Register:
 		r.sendAll(r.rib.Register(now, pkt.src, m))
 	case *pim.RegisterStop:

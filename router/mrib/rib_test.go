@@ -359,11 +359,11 @@ func TestRPTPrune(t *testing.T) {
 		return &pim.JoinPrune{UpstreamNeighbor: us, Holdtime: 210,
 			Groups: []pim.JPGroup{{Group: netip.PrefixFrom(grp, 32), Joins: []pim.JPSource{wc}, Prunes: prunes}}}
 	}
-	h.tree(h.rib.Tree().ReceiveJoinPrune(h.now, "eth3", jp()))
+	h.tree(h.rib.Tree().ReceiveJoinPrune(h.now, "eth3", farNbr, jp()))
 	h.noCache(sg(farSrc, grp), Arrival{Interface: "eth1"})
 	h.noCache(sg(other, grp), Arrival{Interface: "eth1"})
 	h.want(sg(farSrc, grp), "eth1", "eth3")
-	h.tree(h.rib.Tree().ReceiveJoinPrune(h.now, "eth3", jp(rpt)))
+	h.tree(h.rib.Tree().ReceiveJoinPrune(h.now, "eth3", farNbr, jp(rpt)))
 	h.advance(10 * time.Second) // past the prune override
 	h.want(sg(farSrc, grp), "eth1")
 	h.want(sg(other, grp), "eth1", "eth3")
