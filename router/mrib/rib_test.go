@@ -23,6 +23,7 @@ var (
 	hostSrc2  = netip.MustParseAddr("10.0.1.3")
 	farSrc    = netip.MustParseAddr("10.0.5.5") // behind 10.0.3.254 on eth3
 	grp       = netip.MustParseAddr("239.1.1.1")
+	grp2      = netip.MustParseAddr("239.1.1.2")
 	ssmGrp    = netip.MustParseAddr("232.1.1.1")
 	rpAddr    = netip.MustParseAddr("10.0.9.9")
 	rpNbr     = netip.MustParseAddr("10.0.1.254")
@@ -720,5 +721,45 @@ func BenchmarkSyncLocal(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/source")
 		})
+	}
+}
+
+func TestMaxLearned(t *testing.T) {
+	h := newHarness(t, "", Config{MaxLearned: 1})
+	h.member("eth2", grp, igmp.Exclude)
+	h.noCache(sg(hostSrc, grp), onEth1)
+	h.noCache(sg(hostSrc2, grp), onEth1)
+	if h.env.counts["routes_learned_refused"] != 1 {
+		t.Fatalf("counts %v", h.env.counts)
+	}
+	if _, ok := h.rib.Route(sg(hostSrc2, grp)); ok {
+		t.Fatal("a flow beyond the limit was learned")
+	}
+	h.want(sg(hostSrc, grp), "eth1", "eth2")
+	// The first goes idle, which makes room.
+	h.advance(300 * time.Second)
+	h.add(h.rib.ExpireLearned(h.now, func(Key) (uint64, bool) { return 0, false }))
+	h.noCache(sg(hostSrc2, grp), onEth1)
+	h.want(sg(hostSrc2, grp), "eth1", "eth2")
+}
+
+func TestMaxRegistered(t *testing.T) {
+	h := atRP(t, Config{RegisterVIF: "pimreg", MaxRegistered: 1})
+	h.member("eth2", grp, igmp.Exclude)
+	h.member("eth2", grp2, igmp.Exclude)
+	h.add(h.rib.Register(h.now, registrar, registerPacket(grp)))
+	h.add(h.rib.Register(h.now, registrar, registerPacket(grp2)))
+	h.settle()
+	if h.env.counts["registers_refused"] != 1 {
+		t.Fatalf("counts %v", h.env.counts)
+	}
+	if _, ok := h.rib.Route(sg(hostSrc, grp2)); ok {
+		t.Fatal("a source beyond the limit was registered")
+	}
+	// The source held keeps registering.
+	h.add(h.rib.Register(h.now, registrar, registerPacket(grp)))
+	h.want(sg(hostSrc, grp), "pimreg", "eth2")
+	if h.env.counts["registers_refused"] != 1 {
+		t.Fatalf("the registered source was refused: %v", h.env.counts)
 	}
 }
