@@ -763,3 +763,24 @@ func TestMaxRegistered(t *testing.T) {
 		t.Fatalf("the registered source was refused: %v", h.env.counts)
 	}
 }
+
+// BenchmarkNoCache learns one more flow from a connected source into a group
+// whose members already receive n of them: the cost per upcall stays flat.
+func BenchmarkNoCache(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			h := newHarness(b, "", Config{})
+			h.member("eth2", grp, igmp.Exclude)
+			source := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+			for i := range n {
+				h.rib.NoCache(h.now, sg(source(i), grp), onEth1)
+			}
+			h.settle()
+			b.ResetTimer()
+			for i := range b.N {
+				h.rib.NoCache(h.now, sg(source(n+i), grp), onEth1)
+				h.rib.Refresh(h.now)
+			}
+		})
+	}
+}

@@ -82,8 +82,11 @@ func (r *RIB) NoCache(now time.Time, key Key, in Arrival) (reconcile bool, sends
 		if r.learnedFull() {
 			return false, nil
 		}
-		r.addRoute(&Route{Key: key, Origin: OriginIGMP, Learned: true, Created: now, LastActive: now})
-		r.refreshGroup(now, key.Group)
+		rt := &Route{Key: key, Origin: OriginIGMP, Learned: true, Created: now, LastActive: now}
+		r.addRoute(rt)
+		// The new route alone: the others of its group are as they were, and a
+		// flood of new sources to one group must not recompute it each time.
+		r.refreshRoute(now, key, rt)
 		r.env.Count("routes_learned")
 		r.log.Debug("route learned", "route", key.String(), "iif", r.routes[key].IIF)
 		return false, r.take()
