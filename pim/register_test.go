@@ -8,13 +8,7 @@ import (
 )
 
 func nullRegisters(acts []Action) []Key {
-	var out []Key
-	for _, a := range acts {
-		if n, ok := a.(SendNullRegister); ok {
-			out = append(out, n.Key)
-		}
-	}
-	return out
+	return collect(acts, func(a SendNullRegister) Key { return a.Key })
 }
 
 func TestRegisterStateMachine(t *testing.T) {

@@ -421,10 +421,15 @@ func TestMaxJoinsPerNeighbor(t *testing.T) {
 
 // ignored lists the reasons of the Join/Prune parts the actions say were ignored.
 func ignored(acts []Action) []string {
-	var out []string
+	return collect(acts, func(a JoinPruneIgnored) string { return a.Reason })
+}
+
+// collect returns what field reads from each action of type A among acts.
+func collect[A Action, V any](acts []Action, field func(A) V) []V {
+	var out []V
 	for _, a := range acts {
-		if ig, ok := a.(JoinPruneIgnored); ok {
-			out = append(out, ig.Reason)
+		if a, ok := a.(A); ok {
+			out = append(out, field(a))
 		}
 	}
 	return out
