@@ -31,6 +31,7 @@ type Router struct {
 	Table          uint32        // kernel multicast routing table (MRT_TABLE)
 	IdleTimeout    time.Duration // learned (S,G) entries without traffic for this long are removed
 	ResyncInterval time.Duration // period of the kernel MFC reconcile
+	MaxLearned     int           // routes learned from traffic; beyond it new ones are refused, counted
 }
 
 // Interface is one [[interface]] block.
@@ -50,6 +51,7 @@ type IGMP struct {
 	Version                 int
 	Robustness              int
 	MaxGroups               int // per interface
+	MaxSources              int // per group; beyond it a record's new sources are refused, counted
 	QueryInterval           time.Duration
 	QueryResponseInterval   time.Duration
 	LastMemberQueryInterval time.Duration
@@ -65,6 +67,12 @@ type PIM struct {
 	RPs               []RP
 	RegisterAccept    []netip.Prefix // senders an RP accepts registers from; empty: see the defaults file
 	MaxHoldtime       time.Duration  // longest a neighbour's Hello is believed for, whatever it advertises
+
+	// Limits: beyond each, new state is refused and counted; what exists stays.
+	MaxNeighbors         int // per interface
+	MaxJoins             int // (S,G) and (*,G) entries with downstream join state, in all
+	MaxJoinsPerNeighbor  int // entries one downstream neighbour's joins hold
+	MaxRegisteredSources int // sources registered with us as RP
 }
 
 // RP is a static rendezvous point and the groups it serves.

@@ -22,22 +22,27 @@ func mustPrefixes(s ...string) []netip.Prefix {
 
 func defaultsForTest() *Config {
 	return &Config{
-		Router: Router{Table: 0, IdleTimeout: 210 * time.Second, ResyncInterval: 60 * time.Second},
+		Router: Router{Table: 0, IdleTimeout: 210 * time.Second, ResyncInterval: 60 * time.Second, MaxLearned: 100000},
 		IGMP: IGMP{
 			Version:                 3,
 			Robustness:              2,
 			MaxGroups:               4096,
+			MaxSources:              1024,
 			QueryInterval:           125 * time.Second,
 			QueryResponseInterval:   10 * time.Second,
 			LastMemberQueryInterval: time.Second,
 			AllowedGroups:           mustPrefixes("224.0.0.0/4"),
 		},
 		PIM: PIM{
-			HelloInterval:     30 * time.Second,
-			JoinPruneInterval: 60 * time.Second,
-			SSMRange:          netip.MustParsePrefix("232.0.0.0/8"),
-			SPTSwitchover:     "immediate",
-			MaxHoldtime:       210 * time.Second,
+			HelloInterval:        30 * time.Second,
+			JoinPruneInterval:    60 * time.Second,
+			SSMRange:             netip.MustParsePrefix("232.0.0.0/8"),
+			SPTSwitchover:        "immediate",
+			MaxHoldtime:          210 * time.Second,
+			MaxNeighbors:         64,
+			MaxJoins:             200000,
+			MaxJoinsPerNeighbor:  100000,
+			MaxRegisteredSources: 100000,
 		},
 		Control: Control{Socket: "/run/mrouterd/mrouterd.sock"},
 	}
@@ -162,6 +167,7 @@ func TestParseValues(t *testing.T) {
 table = 10
 idle-timeout = "5m"
 resync-interval = "1m30s"
+max-learned-routes = 30
 
 [[interface]]
 match = "eth*"
@@ -185,6 +191,7 @@ allowed-groups = [
   "224.1.0.0/16",
 ]
 max-groups = 10
+max-sources = 20
 
 [pim]
 hello-interval = "10s"
@@ -193,6 +200,10 @@ ssm-range = "232.1.0.0/16"
 spt-switchover = "never"
 register-accept = ["10.0.0.0/8"]
 max-holdtime = "5m"
+max-neighbors = 8
+max-joins = 500
+max-joins-per-neighbor = 50
+max-registered-sources = 40
 rp = [{ address = "10.0.2.1", groups = ["239.0.0.0/8"] }]
 
 [[static]]
@@ -212,7 +223,7 @@ metrics = "127.0.0.1:9591"
 `
 	want := &Config{
 		File:   "test.toml",
-		Router: Router{Table: 10, IdleTimeout: 5 * time.Minute, ResyncInterval: 90 * time.Second},
+		Router: Router{Table: 10, IdleTimeout: 5 * time.Minute, ResyncInterval: 90 * time.Second, MaxLearned: 30},
 		Interfaces: []Interface{
 			{Match: "eth*", IGMP: true, PIM: true, DRPriority: 200, AllowedNeighbors: mustPrefixes("10.0.0.0/24")},
 			{Match: "lo", Disabled: true, IGMP: true, PIM: true, DRPriority: 1},
@@ -222,19 +233,24 @@ metrics = "127.0.0.1:9591"
 			Version:                 2,
 			Robustness:              3,
 			MaxGroups:               10,
+			MaxSources:              20,
 			QueryInterval:           60 * time.Second,
 			QueryResponseInterval:   5 * time.Second,
 			LastMemberQueryInterval: 500 * time.Millisecond,
 			AllowedGroups:           mustPrefixes("239.0.0.0/8", "224.1.0.0/16"),
 		},
 		PIM: PIM{
-			HelloInterval:     10 * time.Second,
-			JoinPruneInterval: 30 * time.Second,
-			SSMRange:          netip.MustParsePrefix("232.1.0.0/16"),
-			SPTSwitchover:     "never",
-			RPs:               []RP{{Address: netip.MustParseAddr("10.0.2.1"), Groups: mustPrefixes("239.0.0.0/8")}},
-			RegisterAccept:    mustPrefixes("10.0.0.0/8"),
-			MaxHoldtime:       5 * time.Minute,
+			HelloInterval:        10 * time.Second,
+			JoinPruneInterval:    30 * time.Second,
+			SSMRange:             netip.MustParsePrefix("232.1.0.0/16"),
+			SPTSwitchover:        "never",
+			RPs:                  []RP{{Address: netip.MustParseAddr("10.0.2.1"), Groups: mustPrefixes("239.0.0.0/8")}},
+			RegisterAccept:       mustPrefixes("10.0.0.0/8"),
+			MaxHoldtime:          5 * time.Minute,
+			MaxNeighbors:         8,
+			MaxJoins:             500,
+			MaxJoinsPerNeighbor:  50,
+			MaxRegisteredSources: 40,
 		},
 		Static: []Static{
 			{Group: netip.MustParseAddr("239.1.1.1"), IIF: "eth1", OIFs: []string{"eth2"}},
@@ -329,6 +345,12 @@ func TestErrors(t *testing.T) {
 		{"robustness zero", "[igmp]\nrobustness = 0\n", "r1.toml:2: igmp.robustness: 0 is out of range 1..7"},
 		{"robustness too big", "[igmp]\nrobustness = 8\n", "r1.toml:2: igmp.robustness: 8 is out of range 1..7"},
 		{"max-groups", "[igmp]\nmax-groups = 0\n", "r1.toml:2: igmp.max-groups: must be at least 1, got 0"},
+		{"max-sources", "[igmp]\nmax-sources = 0\n", "r1.toml:2: igmp.max-sources: must be at least 1, got 0"},
+		{"max-neighbors", "[pim]\nmax-neighbors = 0\n", "r1.toml:2: pim.max-neighbors: must be at least 1, got 0"},
+		{"max-joins", "[pim]\nmax-joins = -1\n", "r1.toml:2: pim.max-joins: must be at least 1, got -1"},
+		{"max-joins-per-neighbor", "[pim]\nmax-joins-per-neighbor = 0\n", "r1.toml:2: pim.max-joins-per-neighbor: must be at least 1, got 0"},
+		{"max-registered-sources", "[pim]\nmax-registered-sources = 0\n", "r1.toml:2: pim.max-registered-sources: must be at least 1, got 0"},
+		{"max-learned-routes", "[router]\nmax-learned-routes = 0\n", "r1.toml:2: router.max-learned-routes: must be at least 1, got 0"},
 		{"response not below query", "[igmp]\nquery-interval = \"10s\"\nquery-response-interval = \"10s\"\n", "r1.toml:3: igmp.query-response-interval: 10s must be less than igmp.query-interval (10s)"},
 		{"response vs default query", "[igmp]\nquery-response-interval = \"200s\"\n", "r1.toml:2: igmp.query-response-interval: 200s must be less than igmp.query-interval (125s)"},
 		{"response vs query set alone", "[igmp]\nquery-interval = \"5s\"\n", "r1.toml:1: igmp.query-response-interval: 10s must be less than igmp.query-interval (5s)"},
@@ -581,6 +603,7 @@ func TestTOMLOutput(t *testing.T) {
 table = 0
 idle-timeout = "210s"
 resync-interval = "60s"
+max-learned-routes = 100000
 
 # No [[interface]] blocks: every multicast-capable interface except loopback runs IGMP and PIM.
 
@@ -592,6 +615,7 @@ last-member-query-interval = "1s"
 robustness = 2
 allowed-groups = ["224.0.0.0/4"]
 max-groups = 4096
+max-sources = 1024
 
 [pim]
 hello-interval = "30s"
@@ -600,6 +624,10 @@ ssm-range = "232.0.0.0/8"
 spt-switchover = "immediate"
 register-accept = []
 max-holdtime = "210s"
+max-neighbors = 64
+max-joins = 200000
+max-joins-per-neighbor = 100000
+max-registered-sources = 100000
 
 [control]
 socket = "/run/mrouterd/mrouterd.sock"

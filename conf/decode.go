@@ -113,6 +113,8 @@ func (d *decoder) router(key string, v any, r *Router) {
 			d.duration(key, v, &r.IdleTimeout)
 		case "resync-interval":
 			d.duration(key, v, &r.ResyncInterval)
+		case "max-learned-routes":
+			d.int(key, v, &r.MaxLearned)
 		default:
 			return false
 		}
@@ -162,6 +164,8 @@ func (d *decoder) igmp(key string, v any, g *IGMP) {
 			d.int(key, v, &g.Robustness)
 		case "max-groups":
 			d.int(key, v, &g.MaxGroups)
+		case "max-sources":
+			d.int(key, v, &g.MaxSources)
 		case "query-interval":
 			d.duration(key, v, &g.QueryInterval)
 		case "query-response-interval":
@@ -194,6 +198,14 @@ func (d *decoder) pim(key string, v any, p *PIM) {
 			d.prefixes(key, v, &p.RegisterAccept)
 		case "max-holdtime":
 			d.duration(key, v, &p.MaxHoldtime)
+		case "max-neighbors":
+			d.int(key, v, &p.MaxNeighbors)
+		case "max-joins":
+			d.int(key, v, &p.MaxJoins)
+		case "max-joins-per-neighbor":
+			d.int(key, v, &p.MaxJoinsPerNeighbor)
+		case "max-registered-sources":
+			d.int(key, v, &p.MaxRegisteredSources)
 		default:
 			return false
 		}

@@ -19,6 +19,7 @@ func Diff(old, new *Config) []string {
 	d.value("router.table:", old.Router.Table, new.Router.Table)
 	d.value("router.idle-timeout:", old.Router.IdleTimeout, new.Router.IdleTimeout)
 	d.value("router.resync-interval:", old.Router.ResyncInterval, new.Router.ResyncInterval)
+	d.value("router.max-learned-routes:", old.Router.MaxLearned, new.Router.MaxLearned)
 
 	d.interfaces(old.Interfaces, new.Interfaces)
 
@@ -29,6 +30,7 @@ func Diff(old, new *Config) []string {
 	d.value("igmp.robustness:", old.IGMP.Robustness, new.IGMP.Robustness)
 	d.set("igmp.allowed-groups:", prefixStrings(old.IGMP.AllowedGroups), prefixStrings(new.IGMP.AllowedGroups))
 	d.value("igmp.max-groups:", old.IGMP.MaxGroups, new.IGMP.MaxGroups)
+	d.value("igmp.max-sources:", old.IGMP.MaxSources, new.IGMP.MaxSources)
 
 	d.value("pim.hello-interval:", old.PIM.HelloInterval, new.PIM.HelloInterval)
 	d.value("pim.join-prune-interval:", old.PIM.JoinPruneInterval, new.PIM.JoinPruneInterval)
@@ -36,6 +38,10 @@ func Diff(old, new *Config) []string {
 	d.value("pim.spt-switchover:", old.PIM.SPTSwitchover, new.PIM.SPTSwitchover)
 	d.set("pim.register-accept:", prefixStrings(old.PIM.RegisterAccept), prefixStrings(new.PIM.RegisterAccept))
 	d.value("pim.max-holdtime:", old.PIM.MaxHoldtime, new.PIM.MaxHoldtime)
+	d.value("pim.max-neighbors:", old.PIM.MaxNeighbors, new.PIM.MaxNeighbors)
+	d.value("pim.max-joins:", old.PIM.MaxJoins, new.PIM.MaxJoins)
+	d.value("pim.max-joins-per-neighbor:", old.PIM.MaxJoinsPerNeighbor, new.PIM.MaxJoinsPerNeighbor)
+	d.value("pim.max-registered-sources:", old.PIM.MaxRegisteredSources, new.PIM.MaxRegisteredSources)
 	d.rps(old.PIM.RPs, new.PIM.RPs)
 
 	d.statics(old.Static, new.Static)

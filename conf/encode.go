@@ -16,6 +16,7 @@ func (c *Config) TOML() string {
 	w.set("table", strconv.FormatUint(uint64(c.Router.Table), 10))
 	w.set("idle-timeout", quote(formatDuration(c.Router.IdleTimeout)))
 	w.set("resync-interval", quote(formatDuration(c.Router.ResyncInterval)))
+	w.set("max-learned-routes", strconv.Itoa(c.Router.MaxLearned))
 
 	if len(c.Interfaces) == 0 {
 		w.line("")
@@ -39,6 +40,7 @@ func (c *Config) TOML() string {
 	w.set("robustness", strconv.Itoa(c.IGMP.Robustness))
 	w.set("allowed-groups", prefixArray(c.IGMP.AllowedGroups))
 	w.set("max-groups", strconv.Itoa(c.IGMP.MaxGroups))
+	w.set("max-sources", strconv.Itoa(c.IGMP.MaxSources))
 
 	w.table("pim")
 	w.set("hello-interval", quote(formatDuration(c.PIM.HelloInterval)))
@@ -47,6 +49,10 @@ func (c *Config) TOML() string {
 	w.set("spt-switchover", quote(c.PIM.SPTSwitchover))
 	w.set("register-accept", prefixArray(c.PIM.RegisterAccept))
 	w.set("max-holdtime", quote(formatDuration(c.PIM.MaxHoldtime)))
+	w.set("max-neighbors", strconv.Itoa(c.PIM.MaxNeighbors))
+	w.set("max-joins", strconv.Itoa(c.PIM.MaxJoins))
+	w.set("max-joins-per-neighbor", strconv.Itoa(c.PIM.MaxJoinsPerNeighbor))
+	w.set("max-registered-sources", strconv.Itoa(c.PIM.MaxRegisteredSources))
 	for _, rp := range c.PIM.RPs {
 		w.table("[pim.rp]")
 		w.set("address", quote(rp.Address.String()))

@@ -39,6 +39,7 @@ const (
 func validate(c *Config, fail reporter) {
 	fail.positive("router.idle-timeout", c.Router.IdleTimeout)
 	fail.positive("router.resync-interval", c.Router.ResyncInterval)
+	fail.atLeastOne("router.max-learned-routes", c.Router.MaxLearned)
 	validateInterfaces(c.Interfaces, fail)
 	validateIGMP(&c.IGMP, fail)
 	validatePIM(&c.PIM, fail)
@@ -70,9 +71,8 @@ func validateIGMP(g *IGMP, fail reporter) {
 	if g.Robustness < 1 || g.Robustness > maxRobustness {
 		fail("igmp.robustness", "%d is out of range 1..%d", g.Robustness, maxRobustness)
 	}
-	if g.MaxGroups < 1 {
-		fail("igmp.max-groups", "must be at least 1, got %d", g.MaxGroups)
-	}
+	fail.atLeastOne("igmp.max-groups", g.MaxGroups)
+	fail.atLeastOne("igmp.max-sources", g.MaxSources)
 	maxResponse, why := maxResponseV3, "the longest an IGMPv3 query can carry"
 	if g.Version == 2 {
 		maxResponse, why = maxResponseV2, "the longest an IGMPv2 query can carry"
@@ -97,6 +97,10 @@ func validatePIM(p *PIM, fail reporter) {
 	fail.within("pim.max-holdtime", p.MaxHoldtime, minPIMInterval, maxPIMHoldtime,
 		"the finite holdtimes a Hello can advertise")
 	fail.multicastPrefix("pim.ssm-range", p.SSMRange)
+	fail.atLeastOne("pim.max-neighbors", p.MaxNeighbors)
+	fail.atLeastOne("pim.max-joins", p.MaxJoins)
+	fail.atLeastOne("pim.max-joins-per-neighbor", p.MaxJoinsPerNeighbor)
+	fail.atLeastOne("pim.max-registered-sources", p.MaxRegisteredSources)
 	if p.SPTSwitchover != "immediate" && p.SPTSwitchover != "never" {
 		fail("pim.spt-switchover", `must be "immediate" or "never", got %s`, quote(p.SPTSwitchover))
 	}
@@ -180,6 +184,13 @@ func validateControl(c *Control, fail reporter) {
 		if why := hostPortProblem(c.Metrics); why != "" {
 			fail("control.metrics", "%s", why)
 		}
+	}
+}
+
+// atLeastOne checks a limit: zero would refuse everything.
+func (fail reporter) atLeastOne(key string, n int) {
+	if n < 1 {
+		fail(key, "must be at least 1, got %d", n)
 	}
 }
 

@@ -446,13 +446,49 @@ func (q *Querier) applyRecord(t tick, slot int32, typ RecordType, b []addr4) {
 	}
 }
 
+// insertSources adds the sources of b that g lacks, as far as the limit allows,
+// with no timer, and returns those it added. b is sorted, so one merge from the
+// back inserts them all in O(len(g.sources)+len(b)): a record of thousands of
+// sources costs no more than that.
+func (q *Querier) insertSources(g *groupRecord, b []addr4) []addr4 {
+	added := q.added[:0]
+	for _, a := range b {
+		if _, found := g.find(a); found {
+			continue
+		}
+		if q.cfg.MaxSources > 0 && len(g.sources)+len(added) >= q.cfg.MaxSources {
+			q.stats.SourcesRefused++
+			continue
+		}
+		added = append(added, a)
+	}
+	q.added = added
+	if len(added) == 0 {
+		return added
+	}
+	old := len(g.sources)
+	g.sources = slices.Grow(g.sources, len(added))[:old+len(added)]
+	i, j := old-1, len(added)-1
+	for k := len(g.sources) - 1; j >= 0; k-- {
+		if i >= 0 && g.sources[i].addr > added[j] {
+			g.sources[k] = g.sources[i]
+			i--
+		} else {
+			g.sources[k] = sourceRecord{addr: added[j]}
+			j--
+		}
+	}
+	return added
+}
+
 // refreshSources sets the timers of the sources in b to at, adding those
 // that are missing.
 func (q *Querier) refreshSources(g *groupRecord, b []addr4, at tick) {
+	q.insertSources(g, b)
 	for _, a := range b {
 		i, found := g.find(a)
 		if !found {
-			g.sources = slices.Insert(g.sources, i, sourceRecord{addr: a})
+			continue // refused: the group holds its most sources
 		}
 		if g.sources[i].expires == 0 {
 			q.markChanged(g.addr) // new, or back from the exclude list
@@ -464,13 +500,12 @@ func (q *Querier) refreshSources(g *groupRecord, b []addr4, at tick) {
 // addSources adds the sources of b that g lacks, with their timers at at
 // (zero: on the exclude list).
 func (q *Querier) addSources(g *groupRecord, b []addr4, at tick) {
-	for _, a := range b {
-		i, found := g.find(a)
-		if found {
-			continue
-		}
-		g.sources = slices.Insert(g.sources, i, sourceRecord{addr: a})
+	added := q.insertSources(g, b)
+	if len(added) > 0 {
 		q.markChanged(g.addr)
+	}
+	for _, a := range added {
+		i, _ := g.find(a)
 		q.setTimer(&g.sources[i].expires, timerSource, g.addr, a, at)
 	}
 }

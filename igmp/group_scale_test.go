@@ -3,6 +3,7 @@ package igmp
 import (
 	"net/netip"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -120,4 +121,40 @@ func BenchmarkJoin10k(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*scaleGroups), "ns/join")
+}
+
+// benchSizes are the state sizes the benchmarks grow through.
+var benchSizes = []int{1000, 10000, 100000}
+
+// manySources returns n distinct sources from 10.0.0.0/8.
+func manySources(n, offset int) []netip.Addr {
+	out := make([]netip.Addr, n)
+	for i := range out {
+		v := i + offset
+		out[i] = netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)})
+	}
+	return out
+}
+
+// BenchmarkReportSources applies a record of n new sources to a group that
+// already holds n: the cost per source stays flat as n grows.
+func BenchmarkReportSources(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			cfg := testConfig()
+			cfg.MaxSources = 2 * n
+			held := &Report{Version: 3, Records: []Record{{Type: AllowNewSources, Group: grp, Sources: manySources(n, 0)}}}
+			fresh := &Report{Version: 3, Records: []Record{{Type: AllowNewSources, Group: grp, Sources: manySources(n, n)}}}
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				q := NewQuerier(cfg, self)
+				q.Start(t0)
+				q.Receive(at(time.Second), host, held)
+				b.StartTimer()
+				q.Receive(at(2*time.Second), host, fresh)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/source")
+		})
+	}
 }

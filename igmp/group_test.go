@@ -584,3 +584,48 @@ func TestGroupFilterModeString(t *testing.T) {
 		t.Fatal(Include.String(), Exclude.String())
 	}
 }
+
+func TestMaxSources(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxSources = 3
+	q := started(t, cfg)
+	q.Receive(at(time.Second), host, v3Report(AllowNewSources, grp, 1, 2))
+	q.Receive(at(2*time.Second), host, v3Report(AllowNewSources, grp, 3, 4, 5))
+	g, ok := q.Group(grp)
+	if !ok || len(g.Sources) != 3 {
+		t.Fatalf("group %+v", g)
+	}
+	for i, want := range srcs(1, 2, 3) {
+		if g.Sources[i].Source != want || !g.Sources[i].Forward {
+			t.Errorf("source %d = %+v, want %v forwarded", i, g.Sources[i], want)
+		}
+	}
+	if got := q.Stats().SourcesRefused; got != 2 {
+		t.Errorf("SourcesRefused = %d, want 2", got)
+	}
+	// A full group still refreshes the sources it has, and stays when a record
+	// brings only refused ones.
+	q.Receive(at(3*time.Second), host, v3Report(ModeIsInclude, grp, 1, 6))
+	if g, _ := q.Group(grp); len(g.Sources) != 3 || !q.Forward(src(1), grp) || q.Forward(src(6), grp) {
+		t.Errorf("after a refresh: %+v", g)
+	}
+	// The exclude list counts too.
+	q.Receive(at(4*time.Second), host, v3Report(ChangeToExclude, grp, 7, 8, 9, 10))
+	if g, _ := q.Group(grp); g.Mode != Exclude || len(g.Sources) != 3 {
+		t.Errorf("after TO_EX: %+v", g)
+	}
+}
+
+func TestInsertSourcesKeepsOrder(t *testing.T) {
+	q := started(t, testConfig())
+	q.Receive(at(time.Second), host, v3Report(AllowNewSources, grp, 10, 30, 50))
+	q.Receive(at(2*time.Second), host, v3Report(AllowNewSources, grp, 60, 5, 30, 20, 40))
+	g, _ := q.Group(grp)
+	var got []netip.Addr
+	for _, s := range g.Sources {
+		got = append(got, s.Source)
+	}
+	if want := srcs(5, 10, 20, 30, 40, 50, 60); !slices.Equal(got, want) {
+		t.Errorf("sources %v, want %v", got, want)
+	}
+}

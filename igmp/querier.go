@@ -16,6 +16,7 @@ type Config struct {
 	LastMemberQueryInterval time.Duration  // 8.8
 	AllowedGroups           []netip.Prefix // joins outside are ignored and counted; empty = 224.0.0.0/4
 	MaxGroups               int            // beyond it new groups are refused and counted; 0 = no limit
+	MaxSources              int            // per group; beyond it new sources are refused and counted; 0 = no limit
 }
 
 const (
@@ -44,6 +45,7 @@ func (c Config) normalized() Config {
 	c.LastMemberQueryInterval = positiveOr(c.LastMemberQueryInterval, defaultLastMemberQueryInterval, maxInterval)
 	c.AllowedGroups = slices.Clone(c.AllowedGroups)
 	c.MaxGroups = max(c.MaxGroups, 0)
+	c.MaxSources = max(c.MaxSources, 0)
 	return c
 }
 
@@ -68,6 +70,7 @@ type Stats struct {
 	Ignored         uint64 // wrong version or mode, unknown message or record type, not a multicast group
 	NotAllowed      uint64 // a new group outside the allowed groups
 	Refused         uint64 // a new group beyond the maximum
+	SourcesRefused  uint64 // sources, one by one, that a record would have added beyond a group's maximum
 	LinkLocal       uint64 // a report for 224.0.0.0/24, which is never tracked nor routed
 }
 
@@ -128,6 +131,7 @@ type Querier struct {
 	out     []Action
 	changed []addr4
 	scratch []addr4
+	added   []addr4 // the sources insertSources added
 }
 
 // NewQuerier returns a querier for an interface whose primary address is

@@ -9,17 +9,17 @@ import (
 // This file is the downstream side of the Tree (RFC 7761 4.5): the
 // Join/Prune messages neighbours send us, and the per-interface state they make.
 
-// ReceiveJoinPrune acts on a Join/Prune heard on an interface: as the upstream
-// neighbour it names, on the downstream state machines; as a peer on the LAN,
-// by suppressing our own joins or overriding the prunes of others.
-func (t *Tree) ReceiveJoinPrune(now time.Time, iface string, m *JoinPrune) []Action {
+// ReceiveJoinPrune acts on a Join/Prune heard on an interface from the neighbour
+// from: as the upstream neighbour it names, on the downstream state machines; as
+// a peer on the LAN, by suppressing our own joins or overriding the prunes of others.
+func (t *Tree) ReceiveJoinPrune(now time.Time, iface string, from netip.Addr, m *JoinPrune) []Action {
 	t.begin()
 	link, ok := t.links[iface]
 	switch {
 	case !ok:
 		t.acts = append(t.acts, JoinPruneIgnored{Reason: "interface"})
 	case m.UpstreamNeighbor == link.Self:
-		t.receiveDownstream(now, iface, link, m)
+		t.receiveDownstream(now, iface, from, link, m)
 	default:
 		t.receiveAsPeer(now, iface, m)
 	}
@@ -34,7 +34,7 @@ func holdUntil(now time.Time, holdtime uint16) time.Time {
 	return now.Add(time.Duration(holdtime) * time.Second)
 }
 
-func (t *Tree) receiveDownstream(now time.Time, iface string, link Link, m *JoinPrune) {
+func (t *Tree) receiveDownstream(now time.Time, iface string, from netip.Addr, link Link, m *JoinPrune) {
 	until := holdUntil(now, m.Holdtime)
 	for _, g := range m.Groups {
 		group := g.Group.Addr()
@@ -54,9 +54,9 @@ func (t *Tree) receiveDownstream(now time.Time, iface string, link Link, m *Join
 					continue
 				}
 				wcJoin = true
-				t.downstreamJoin(now, Key{Group: group}, iface, until)
+				t.downstreamJoin(now, Key{Group: group}, iface, from, until)
 			case !s.Wildcard && !s.RPT:
-				t.downstreamJoin(now, Key{Source: s.Source.Addr(), Group: group}, iface, until)
+				t.downstreamJoin(now, Key{Source: s.Source.Addr(), Group: group}, iface, from, until)
 			case s.RPT:
 				t.rptJoin(now, Key{Source: s.Source.Addr(), Group: group}, iface)
 			default:
@@ -117,12 +117,20 @@ func (t *Tree) rpMatches(group, rp netip.Addr) bool {
 	return true
 }
 
-func (t *Tree) downstreamJoin(now time.Time, key Key, iface string, until time.Time) {
+func (t *Tree) downstreamJoin(now time.Time, key Key, iface string, from netip.Addr, until time.Time) {
+	var d *downstream
+	if e := t.entries[key]; e != nil {
+		d = e.joins.at(iface)
+	}
+	if d == nil && t.joinRefused(from) {
+		return
+	}
 	e := t.entry(now, key)
-	d := e.joins.at(iface)
 	if d == nil {
-		d = &downstream{}
+		d = &downstream{from: from}
 		e.joins.set(iface, d)
+		t.joins++
+		t.joinsBy[from]++
 		t.changed[key.Group] = true
 	}
 	// A join starts the expiry timer or lengthens it, never shortens it (RFC 7761
@@ -154,7 +162,33 @@ func (t *Tree) downstreamPrune(now time.Time, key Key, iface string, link Link) 
 	t.update(now, e)
 }
 
+// joinRefused applies the limits to a join that would make new downstream state,
+// counting a refusal. State already held is refreshed whatever the limits.
+func (t *Tree) joinRefused(from netip.Addr) bool {
+	switch {
+	case t.cfg.MaxJoins > 0 && t.joins >= t.cfg.MaxJoins:
+		t.acts = append(t.acts, JoinPruneIgnored{Reason: "max-joins"})
+	case t.cfg.MaxJoinsPerNeighbor > 0 && t.joinsBy[from] >= t.cfg.MaxJoinsPerNeighbor:
+		t.acts = append(t.acts, JoinPruneIgnored{Reason: "max-joins-per-neighbor"})
+	default:
+		return false
+	}
+	return true
+}
+
+// forgetJoin uncounts downstream join state that is going; nil is none.
+func (t *Tree) forgetJoin(d *downstream) {
+	if d == nil {
+		return
+	}
+	t.joins--
+	if t.joinsBy[d.from]--; t.joinsBy[d.from] <= 0 {
+		delete(t.joinsBy, d.from)
+	}
+}
+
 func (t *Tree) downstreamGone(now time.Time, e *entry, iface string) {
+	t.forgetJoin(e.joins.at(iface))
 	e.joins.del(iface)
 	t.changed[e.key.Group] = true
 	t.update(now, e)

@@ -75,8 +75,8 @@ func FuzzTreeJoinPrune(f *testing.F) {
 			jp.UpstreamNeighbor = selfDown
 		}
 		fx.tree.SetLocal(fx.now, Key{Group: asmGroup}, "eth1", true)
-		fx.tree.ReceiveJoinPrune(fx.now, "eth2", jp)
-		fx.tree.ReceiveJoinPrune(fx.now, "eth1", jp)
+		fx.tree.ReceiveJoinPrune(fx.now, "eth2", downNbr, jp)
+		fx.tree.ReceiveJoinPrune(fx.now, "eth1", downNbr, jp)
 		for range 3 {
 			fx.advance(70 * time.Second)
 		}

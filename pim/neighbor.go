@@ -15,6 +15,9 @@ const (
 	HoldtimeForever = 0xffff
 
 	maxFiniteHoldtime = 0xfffe // seconds; one more would mean forever
+	// MaxHelloAddresses bounds the secondary addresses kept from one Hello: a
+	// router has a handful, and a 64 KiB Hello could name some 10,900.
+	MaxHelloAddresses = 64
 	// What we advertise in the LAN Prune Delay option: the RFC defaults, and the T
 	// bit clear: we suppress our joins when a peer's join makes them redundant, so
 	// upstream routers cannot track each downstream router's joins.
@@ -33,6 +36,7 @@ type InterfaceConfig struct {
 	// that routers hearing the same newcomer do not all answer at once. 0 sends at once.
 	TriggeredHelloDelay time.Duration
 	Random              func() float64 // in [0,1), picks the triggered delay; nil always picks 0
+	MaxNeighbors        int            // beyond it hellos from new routers are refused and counted; 0 = no limit
 }
 
 // Action is something the owner of an Interface must do or know.
@@ -57,6 +61,14 @@ type DRChanged struct {
 	IsSelf bool
 }
 
+// Refused says a limit turned away new state: Reason names what ("neighbors",
+// "hello_addresses"), Count how many. What existed before is kept.
+type Refused struct {
+	Reason string
+	Count  int
+}
+
+func (Refused) isAction()           {}
 func (SendHello) isAction()         {}
 func (NeighborUp) isAction()        {}
 func (NeighborDown) isAction()      {}
@@ -196,6 +208,9 @@ func (i *Interface) ReceiveHello(now time.Time, src netip.Addr, h *Hello) []Acti
 		return i.finish(now, i.forget(src, acts))
 	}
 	switch {
+	case !known && i.cfg.MaxNeighbors > 0 && len(i.neighbors) >= i.cfg.MaxNeighbors:
+		acts = append(acts, Refused{Reason: "neighbors", Count: 1})
+		return i.finish(now, acts)
 	case !known:
 		n = &neighbor{Neighbor: Neighbor{Address: src, Since: now}}
 		i.neighbors[src] = n
@@ -220,7 +235,9 @@ func (i *Interface) ReceiveHello(now time.Time, src netip.Addr, h *Hello) []Acti
 		d := *h.LANPruneDelay
 		n.LANPruneDelay = &d
 	}
-	i.setSecondary(n, h.Addresses)
+	if excess := i.setSecondary(n, h.Addresses); excess > 0 {
+		acts = append(acts, Refused{Reason: "hello_addresses", Count: excess})
+	}
 	acts = i.elect(acts)
 	return i.finish(now, acts)
 }
@@ -274,28 +291,38 @@ func (i *Interface) expiry(now time.Time, h *Hello, holdtime time.Duration) time
 	return now.Add(holdtime)
 }
 
-// setSecondary records n's secondary addresses. An address can belong to one
-// neighbour only, so the latest to claim it takes it from any other.
-func (i *Interface) setSecondary(n *neighbor, addrs []netip.Addr) {
+// setSecondary records n's secondary addresses (RFC 7761 4.3.4), sorted, the
+// lowest MaxHelloAddresses of them, and returns how many more there were. An
+// address can belong to one neighbour only, so the latest to claim it takes it
+// from any other. Sorting makes each lookup a binary search: the whole Hello
+// costs O(n log n), however many addresses it lists.
+func (i *Interface) setSecondary(n *neighbor, addrs []netip.Addr) (excess int) {
 	var list []netip.Addr
 	for _, a := range addrs {
-		if !a.Is4() || a == n.Address || a == i.self || slices.Contains(list, a) {
-			continue
+		if a.Is4() && a != n.Address && a != i.self {
+			list = append(list, a)
 		}
-		list = append(list, a)
+	}
+	slices.SortFunc(list, netip.Addr.Compare)
+	list = slices.Compact(list)
+	if len(list) > MaxHelloAddresses {
+		excess = len(list) - MaxHelloAddresses
+		list = slices.Clip(list[:MaxHelloAddresses])
 	}
 	n.Secondary = list
 	if len(list) == 0 {
-		return
+		return excess
 	}
 	for _, other := range i.neighbors {
 		if other == n || len(other.Secondary) == 0 {
 			continue
 		}
 		other.Secondary = slices.DeleteFunc(other.Secondary, func(a netip.Addr) bool {
-			return slices.Contains(list, a)
+			_, claimed := slices.BinarySearchFunc(list, a, netip.Addr.Compare)
+			return claimed
 		})
 	}
+	return excess
 }
 
 // Advance times out neighbours and sends the hello when due.

@@ -3,6 +3,8 @@ package pim
 import (
 	"net/netip"
 	"reflect"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -438,4 +440,73 @@ func TestForget(t *testing.T) {
 		t.Errorf("left %v", got)
 	}
 	wantActions(t, "keep all", i.Forget(nbrAt(time.Second), func(netip.Addr) bool { return true }), nil)
+}
+
+func TestMaxNeighbors(t *testing.T) {
+	cfg := nbrConfig()
+	cfg.MaxNeighbors = 1
+	i := started(t, cfg)
+	i.ReceiveHello(nbrT0, nbrLow, peerHello(105, nil, 1))
+	got := i.ReceiveHello(nbrT0, nbrHigh, peerHello(105, nil, 2))
+	wantActions(t, "second neighbour", got, []Action{Refused{Reason: "neighbors", Count: 1}})
+	if ns := i.Neighbors(); len(ns) != 1 || ns[0].Address != nbrLow {
+		t.Errorf("neighbours %v", ns)
+	}
+	// The neighbour already known keeps being refreshed, and its place frees up
+	// when it leaves.
+	if got := i.ReceiveHello(nbrAt(time.Second), nbrLow, peerHello(105, nil, 1)); len(got) != 0 {
+		t.Errorf("refresh: %#v", got)
+	}
+	i.ReceiveHello(nbrAt(2*time.Second), nbrLow, peerHello(0, nil, 1))
+	i.ReceiveHello(nbrAt(3*time.Second), nbrHigh, peerHello(105, nil, 2))
+	if _, ok := i.Neighbor(nbrHigh); !ok {
+		t.Error("no room after the first neighbour left")
+	}
+}
+
+// helloAddresses returns n distinct addresses of 172.16.0.0/12.
+func helloAddresses(n int) []netip.Addr {
+	out := make([]netip.Addr, n)
+	for k := range out {
+		out[k] = netip.AddrFrom4([4]byte{172, 16 + byte(k>>16), byte(k >> 8), byte(k)})
+	}
+	return out
+}
+
+func TestMaxHelloAddresses(t *testing.T) {
+	i := started(t, nbrConfig())
+	h := peerHello(105, nil, 1)
+	h.Addresses = helloAddresses(MaxHelloAddresses + 10)
+	got := i.ReceiveHello(nbrT0, nbrLow, h)
+	if !slices.Contains(got, Action(Refused{Reason: "hello_addresses", Count: 10})) {
+		t.Errorf("actions %#v: no refusal of 10", got)
+	}
+	if n, _ := i.Neighbor(nbrLow); !slices.Equal(n.Secondary, h.Addresses[:MaxHelloAddresses]) {
+		t.Errorf("secondary %d addresses, want the lowest %d", len(n.Secondary), MaxHelloAddresses)
+	}
+}
+
+// BenchmarkHelloAddresses receives a Hello listing n addresses, up to what a
+// 64 KiB Hello can carry and beyond, from one of 63 neighbours that each hold
+// the most addresses: the cost per address stays flat.
+func BenchmarkHelloAddresses(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			i := NewInterface(nbrConfig(), nbrSelf, 0xabcd)
+			i.Start(nbrT0)
+			all := helloAddresses(64 * MaxHelloAddresses)
+			for k := range 63 {
+				h := peerHello(105, nil, 1)
+				h.Addresses = all[k*MaxHelloAddresses : (k+1)*MaxHelloAddresses]
+				i.ReceiveHello(nbrT0, netip.AddrFrom4([4]byte{10, 0, 1, byte(k)}), h)
+			}
+			h := peerHello(105, nil, 1)
+			h.Addresses = helloAddresses(n)
+			b.ResetTimer()
+			for range b.N {
+				i.ReceiveHello(nbrT0, nbrLow, h)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/address")
+		})
+	}
 }

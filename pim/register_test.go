@@ -8,13 +8,7 @@ import (
 )
 
 func nullRegisters(acts []Action) []Key {
-	var out []Key
-	for _, a := range acts {
-		if n, ok := a.(SendNullRegister); ok {
-			out = append(out, n.Key)
-		}
-	}
-	return out
+	return collect(acts, func(a SendNullRegister) Key { return a.Key })
 }
 
 func TestRegisterStateMachine(t *testing.T) {
@@ -65,7 +59,7 @@ func TestRegisterStateMachine(t *testing.T) {
 func TestKeepaliveJoinsTheSourceTreeWhereTheSharedTreeGoes(t *testing.T) {
 	f := newTreeFixture(t)
 	// An RP-side view: downstream (*,G) join on eth2; registers for (S,G) arrive.
-	f.tree.ReceiveJoinPrune(f.now, "eth2", joinMsg(selfDown, 210, jpGroup(asmGroup, []JPSource{wc(rpAddr)}, nil)))
+	f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, joinMsg(selfDown, 210, jpGroup(asmGroup, []JPSource{wc(rpAddr)}, nil)))
 	key := Key{Source: srcAddr, Group: asmGroup}
 	expectSent(t, f.tree.SetKeepalive(f.now, key, true), "eth1>10.0.12.2 +(10.0.1.2,239.1.1.1)")
 	expectSent(t, f.tree.SetKeepalive(f.now, key, false), "eth1>10.0.12.2 -(10.0.1.2,239.1.1.1)")

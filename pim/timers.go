@@ -67,9 +67,11 @@ func (t *Tree) expire(now time.Time, e *entry) {
 			if l, ok := t.links[name]; ok && l.Override > 0 {
 				t.queue(RPF{Interface: name, Neighbor: l.Self}, e.key, false)
 			}
+			t.forgetJoin(d)
 			return true
 		case !d.expiry.IsZero() && !d.expiry.After(now):
 			t.changed[e.key.Group] = true
+			t.forgetJoin(d)
 			return true
 		}
 		return false

@@ -53,6 +53,11 @@ type TreeConfig struct {
 	// DeferSends holds Join/Prunes back until Flush, so that an owner under a burst
 	// of events (a thousand IGMP reports) sends them in a few packets, not one each.
 	DeferSends bool
+	// Limits on the downstream join state that neighbours' joins create: in all,
+	// and per neighbour. Beyond them, joins for new state are ignored and counted;
+	// the state already held stays. 0 = no limit.
+	MaxJoins            int
+	MaxJoinsPerNeighbor int
 }
 
 // Link is what the Tree needs to know of one PIM interface.
@@ -116,6 +121,7 @@ func (s DownstreamState) String() string {
 
 // downstream is one interface's state for an entry.
 type downstream struct {
+	from         netip.Addr // the neighbour whose join made the state, counted against it
 	state        DownstreamState
 	expiry       time.Time // zero: never
 	prunePending time.Time // zero: not running
@@ -156,6 +162,8 @@ type Tree struct {
 	byGroup   map[netip.Addr][]*entry // few sources per group: a slice beats a map
 	upstreams map[upstreamKey]*upstream
 	timers    deadlineHeap
+	joins     int                // downstream join states, on every entry and interface
+	joinsBy   map[netip.Addr]int // of those, made by each neighbour
 
 	// Built up during one call and flushed at its end.
 	outbox  map[upstreamKey]*JoinPrune
@@ -190,6 +198,7 @@ func NewTree(cfg TreeConfig) *Tree {
 		entries:   make(map[Key]*entry),
 		byGroup:   make(map[netip.Addr][]*entry),
 		upstreams: make(map[upstreamKey]*upstream),
+		joinsBy:   make(map[netip.Addr]int),
 	}
 }
 
@@ -218,6 +227,7 @@ func (t *Tree) RemoveLink(now time.Time, name string) []Action {
 	delete(t.links, name)
 	for _, e := range t.entries {
 		if e.joins.has(name) || e.rptPrunes.has(name) || e.asserts.has(name) || e.local.has(name) {
+			t.forgetJoin(e.joins.at(name))
 			e.joins.del(name)
 			e.rptPrunes.del(name)
 			e.asserts.del(name)

@@ -3,6 +3,7 @@ package pim
 import (
 	"net/netip"
 	"runtime"
+	"strconv"
 	"testing"
 )
 
@@ -18,7 +19,7 @@ func TestTreeScale100k(t *testing.T) {
 	f := newTreeFixture(t)
 	base := heapAlloc()
 	for _, m := range msgs {
-		f.tree.ReceiveJoinPrune(f.now, "eth2", m)
+		f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, m)
 	}
 	f.tree.Flush()
 	perEntry := (float64(heapAlloc()) - float64(base)) / n
@@ -37,4 +38,33 @@ func heapAlloc() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// sgJoins returns a Join/Prune to us with n (S,G) joins, each in a group of its
+// own from offset on.
+func sgJoins(n, offset int) *JoinPrune {
+	var groups []JPGroup
+	for i := offset; i < offset+n; i++ {
+		g := netip.AddrFrom4([4]byte{232, byte(i >> 16), byte(i >> 8), byte(i)})
+		groups = append(groups, jpGroup(g, []JPSource{sg(srcAddr)}, nil))
+	}
+	return joinMsg(selfDown, 210, groups...)
+}
+
+// BenchmarkJoinPrune refreshes 1,000 of the n (S,G) joins a Tree holds with one
+// Join/Prune: the cost per join stays flat as n grows.
+func BenchmarkJoinPrune(b *testing.B) {
+	const perMessage = 1000
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			f := newTreeFixture(b)
+			f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, sgJoins(n, 0))
+			refresh := sgJoins(perMessage, n-perMessage)
+			b.ResetTimer()
+			for range b.N {
+				f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, refresh)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perMessage), "ns/join")
+		})
+	}
 }

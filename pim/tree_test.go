@@ -20,18 +20,19 @@ var (
 	selfUp    = netip.MustParseAddr("10.0.12.1")
 	selfDown  = netip.MustParseAddr("10.0.23.3")
 	peerDown  = netip.MustParseAddr("10.0.23.9")
+	downNbr   = netip.MustParseAddr("10.0.23.2") // the neighbour the tests hear joins from
 )
 
 // treeFixture is a router with an upstream interface eth1 (towards the RP and the
 // source, through upNbr) and a downstream interface eth2.
 type treeFixture struct {
-	t    *testing.T
+	t    testing.TB
 	tree *Tree
 	now  time.Time
 	rpf  map[netip.Addr]RPF
 }
 
-func newTreeFixture(t *testing.T) *treeFixture {
+func newTreeFixture(t testing.TB) *treeFixture {
 	f := &treeFixture{t: t, now: treeEpoch, rpf: map[netip.Addr]RPF{
 		rpAddr:  {Interface: "eth1", Neighbor: upNbr},
 		srcAddr: {Interface: "eth1", Neighbor: upNbr},
@@ -179,14 +180,14 @@ func TestTreeNoJoinWithoutUpstreamNeighbour(t *testing.T) {
 func TestTreeDownstreamJoinAndPrunePointToPoint(t *testing.T) {
 	f := newTreeFixture(t)
 	key := Key{Source: srcAddr, Group: ssmGroup}
-	acts := f.tree.ReceiveJoinPrune(f.now, "eth2", joinMsg(selfDown, 210, jpGroup(ssmGroup, []JPSource{sg(srcAddr)}, nil)))
+	acts := f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, joinMsg(selfDown, 210, jpGroup(ssmGroup, []JPSource{sg(srcAddr)}, nil)))
 	// A transit router joins on towards the source.
 	expectSent(t, acts, "eth1>10.0.12.2 +(10.0.1.2,232.1.1.1)")
 	if got := f.tree.Forwards(key); !slices.Equal(got, []string{"eth2"}) {
 		t.Fatalf("forwards %v", got)
 	}
 	// On a link with one neighbour a prune takes effect at once.
-	acts = f.tree.ReceiveJoinPrune(f.now, "eth2", joinMsg(selfDown, 210, jpGroup(ssmGroup, nil, []JPSource{sg(srcAddr)})))
+	acts = f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, joinMsg(selfDown, 210, jpGroup(ssmGroup, nil, []JPSource{sg(srcAddr)})))
 	expectSent(t, acts, "eth1>10.0.12.2 -(10.0.1.2,232.1.1.1)")
 	if f.tree.Has(key) {
 		t.Fatal("entry kept after the prune")
@@ -197,17 +198,17 @@ func TestTreeDownstreamJoinOnTheUpstreamInterfaceIsNotForwarded(t *testing.T) {
 	f := newTreeFixture(t)
 	// A join arriving on the interface towards the source must not pull traffic
 	// back out of it: no upstream join either.
-	acts := f.tree.ReceiveJoinPrune(f.now, "eth1", joinMsg(selfUp, 210, jpGroup(ssmGroup, []JPSource{sg(srcAddr)}, nil)))
+	acts := f.tree.ReceiveJoinPrune(f.now, "eth1", downNbr, joinMsg(selfUp, 210, jpGroup(ssmGroup, []JPSource{sg(srcAddr)}, nil)))
 	expectSent(t, acts)
 }
 
 func TestTreeDownstreamExpiry(t *testing.T) {
 	f := newTreeFixture(t)
 	key := Key{Group: asmGroup}
-	f.tree.ReceiveJoinPrune(f.now, "eth2", joinMsg(selfDown, 10, jpGroup(asmGroup, []JPSource{wc(rpAddr)}, nil)))
+	f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, joinMsg(selfDown, 10, jpGroup(asmGroup, []JPSource{wc(rpAddr)}, nil)))
 	// A refresh with a shorter holdtime does not shorten the expiry.
 	f.advance(2 * time.Second)
-	f.tree.ReceiveJoinPrune(f.now, "eth2", joinMsg(selfDown, 5, jpGroup(asmGroup, []JPSource{wc(rpAddr)}, nil)))
+	f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, joinMsg(selfDown, 5, jpGroup(asmGroup, []JPSource{wc(rpAddr)}, nil)))
 	f.advance(7 * time.Second)
 	if !f.tree.Has(key) {
 		t.Fatal("expired before its holdtime")
@@ -225,22 +226,22 @@ func TestTreePrunePendingOnALAN(t *testing.T) {
 	key := Key{Group: asmGroup}
 	join := joinMsg(selfDown, 210, jpGroup(asmGroup, []JPSource{wc(rpAddr)}, nil))
 	prune := joinMsg(selfDown, 210, jpGroup(asmGroup, nil, []JPSource{wc(rpAddr)}))
-	f.tree.ReceiveJoinPrune(f.now, "eth2", join)
-	expectSent(t, f.tree.ReceiveJoinPrune(f.now, "eth2", prune))
+	f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, join)
+	expectSent(t, f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, prune))
 	// Still forwarding while another router on the LAN may override.
 	if got := f.tree.Forwards(key); !slices.Equal(got, []string{"eth2"}) {
 		t.Fatalf("forwards %v during prune-pending", got)
 	}
 	// An override join cancels the prune.
 	f.advance(time.Second)
-	f.tree.ReceiveJoinPrune(f.now, "eth2", join)
+	f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, join)
 	expectSent(t, f.advance(5*time.Second))
 	if !slices.Equal(f.tree.Forwards(key), []string{"eth2"}) {
 		t.Fatal("override join did not keep the interface")
 	}
 	// Without an override the prune takes effect after the override interval, and
 	// is echoed on the LAN.
-	f.tree.ReceiveJoinPrune(f.now, "eth2", prune)
+	f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, prune)
 	expectSent(t, f.advance(2999*time.Millisecond))
 	expectSent(t, f.advance(time.Millisecond), "eth1>10.0.12.2 -(*,239.1.1.1)", "eth2>10.0.23.3 -(*,239.1.1.1)")
 }
@@ -269,36 +270,36 @@ func TestTreeJoinSuppressionAndPruneOverride(t *testing.T) {
 	// next periodic join is redundant.
 	f.advance(10 * time.Second)
 	other := joinMsg(upNbr, 210, jpGroup(asmGroup, []JPSource{wc(rpAddr)}, nil))
-	expectSent(t, f.tree.ReceiveJoinPrune(f.now, "eth1", other))
+	expectSent(t, f.tree.ReceiveJoinPrune(f.now, "eth1", downNbr, other))
 	expectSent(t, f.advance(50*time.Second))
 	expectSent(t, f.advance(60*time.Second), "eth1>10.0.12.2 +(*,239.1.1.1)")
 	// It prunes: we still want the traffic, so we override within the override
 	// interval (Random is 0 here, so at once).
 	prune := joinMsg(upNbr, 210, jpGroup(asmGroup, nil, []JPSource{wc(rpAddr)}))
-	expectSent(t, f.tree.ReceiveJoinPrune(f.now, "eth1", prune))
+	expectSent(t, f.tree.ReceiveJoinPrune(f.now, "eth1", downNbr, prune))
 	expectSent(t, f.advance(0), "eth1>10.0.12.2 +(*,239.1.1.1)")
 	// An (S,G,rpt) prune that would cut a source off our shared tree is overridden too.
 	sgrpt := joinMsg(upNbr, 210, jpGroup(asmGroup, nil, []JPSource{rpt(srcAddr)}))
-	f.tree.ReceiveJoinPrune(f.now, "eth1", sgrpt)
+	f.tree.ReceiveJoinPrune(f.now, "eth1", downNbr, sgrpt)
 	expectSent(t, f.advance(0), "eth1>10.0.12.2 +(*,239.1.1.1)")
 }
 
 func TestTreeRPTPrune(t *testing.T) {
 	f := newTreeFixture(t)
 	key := Key{Source: srcAddr, Group: asmGroup}
-	f.tree.ReceiveJoinPrune(f.now, "eth2", joinMsg(selfDown, 210,
+	f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, joinMsg(selfDown, 210,
 		jpGroup(asmGroup, []JPSource{wc(rpAddr)}, []JPSource{rpt(srcAddr)})))
 	if !f.tree.RPTPruned(key, "eth2") {
 		t.Fatal("(S,G,rpt) prune not in effect")
 	}
 	// The periodic Join(*,G) repeats the prune: it stays.
-	f.tree.ReceiveJoinPrune(f.now, "eth2", joinMsg(selfDown, 210,
+	f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, joinMsg(selfDown, 210,
 		jpGroup(asmGroup, []JPSource{wc(rpAddr)}, []JPSource{rpt(srcAddr)})))
 	if !f.tree.RPTPruned(key, "eth2") {
 		t.Fatal("a repeated (S,G,rpt) prune was dropped")
 	}
 	// A Join(*,G) without it ends it.
-	f.tree.ReceiveJoinPrune(f.now, "eth2", joinMsg(selfDown, 210, jpGroup(asmGroup, []JPSource{wc(rpAddr)}, nil)))
+	f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, joinMsg(selfDown, 210, jpGroup(asmGroup, []JPSource{wc(rpAddr)}, nil)))
 	if f.tree.RPTPruned(key, "eth2") || f.tree.Has(key) {
 		t.Fatal("(S,G,rpt) prune survived a Join(*,G) that did not repeat it")
 	}
@@ -306,7 +307,7 @@ func TestTreeRPTPrune(t *testing.T) {
 
 func TestTreeIgnoresWrongRPAndOtherTargets(t *testing.T) {
 	f := newTreeFixture(t)
-	acts := f.tree.ReceiveJoinPrune(f.now, "eth2", joinMsg(selfDown, 210,
+	acts := f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, joinMsg(selfDown, 210,
 		jpGroup(asmGroup, []JPSource{wc(netip.MustParseAddr("10.9.9.9"))}, nil),
 		jpGroup(ssmGroup, []JPSource{wc(rpAddr)}, nil)))
 	var reasons []string
@@ -322,7 +323,7 @@ func TestTreeIgnoresWrongRPAndOtherTargets(t *testing.T) {
 		t.Fatal("state from ignored entries")
 	}
 	// A join for another router on the LAN is not ours to act on.
-	f.tree.ReceiveJoinPrune(f.now, "eth2", joinMsg(peerDown, 210, jpGroup(asmGroup, []JPSource{wc(rpAddr)}, nil)))
+	f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, joinMsg(peerDown, 210, jpGroup(asmGroup, []JPSource{wc(rpAddr)}, nil)))
 	if len(f.tree.Entries(netip.Addr{})) != 0 {
 		t.Fatal("state from a join to someone else")
 	}
@@ -375,4 +376,61 @@ func TestLinkOverride(t *testing.T) {
 	if got := LinkOverride(two); got != 3500*time.Millisecond {
 		t.Fatalf("override %v, want the largest delay and interval: 1 s + 2.5 s", got)
 	}
+}
+
+func TestMaxJoins(t *testing.T) {
+	f := newTreeFixture(t)
+	f.tree.cfg.MaxJoins = 2
+	f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, sgJoins(2, 0))
+	acts := f.tree.ReceiveJoinPrune(f.now, "eth2", peerDown, sgJoins(3, 0))
+	if got := ignored(acts); !slices.Equal(got, []string{"max-joins"}) {
+		t.Errorf("ignored %v, want the third join refused", got)
+	}
+	if f.tree.Len() != 2 {
+		t.Fatalf("%d entries, want the 2 held", f.tree.Len())
+	}
+	// The joins held keep being refreshed; a prune makes room.
+	f.advance(200 * time.Second)
+	f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, sgJoins(2, 0))
+	f.advance(20 * time.Second)
+	if f.tree.Len() != 2 {
+		t.Fatalf("%d entries after a refresh, want 2", f.tree.Len())
+	}
+	f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, joinMsg(selfDown, 210, jpGroup(sgJoins(1, 0).Groups[0].Group.Addr(), nil, []JPSource{sg(srcAddr)})))
+	if acts := f.tree.ReceiveJoinPrune(f.now, "eth2", peerDown, sgJoins(1, 2)); len(ignored(acts)) != 0 || f.tree.Len() != 2 {
+		t.Errorf("after a prune: ignored %v, %d entries", ignored(acts), f.tree.Len())
+	}
+}
+
+func TestMaxJoinsPerNeighbor(t *testing.T) {
+	f := newTreeFixture(t)
+	f.tree.cfg.MaxJoinsPerNeighbor = 2
+	acts := f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, sgJoins(3, 0))
+	if got := ignored(acts); !slices.Equal(got, []string{"max-joins-per-neighbor"}) {
+		t.Errorf("ignored %v, want the third join refused", got)
+	}
+	// Another neighbour has its own allowance; state expiring gives it back.
+	if acts := f.tree.ReceiveJoinPrune(f.now, "eth2", peerDown, sgJoins(1, 2)); len(ignored(acts)) != 0 || f.tree.Len() != 3 {
+		t.Fatalf("other neighbour: ignored %v, %d entries", ignored(acts), f.tree.Len())
+	}
+	f.advance(211 * time.Second)
+	if acts := f.tree.ReceiveJoinPrune(f.now, "eth2", downNbr, sgJoins(2, 10)); len(ignored(acts)) != 0 {
+		t.Errorf("after expiry: ignored %v", ignored(acts))
+	}
+}
+
+// ignored lists the reasons of the Join/Prune parts the actions say were ignored.
+func ignored(acts []Action) []string {
+	return collect(acts, func(a JoinPruneIgnored) string { return a.Reason })
+}
+
+// collect returns what field reads from each action of type A among acts.
+func collect[A Action, V any](acts []Action, field func(A) V) []V {
+	var out []V
+	for _, a := range acts {
+		if a, ok := a.(A); ok {
+			out = append(out, field(a))
+		}
+	}
+	return out
 }

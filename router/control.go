@@ -459,6 +459,13 @@ func (r *Router) statusView() api.Status {
 	cs["mrt_queue_full"] = r.mrtReader.queueFull.Load()
 	cs["pim_read_errors"] = r.pimReader.readErrors.Load()
 	cs["pim_queue_full"] = r.pimReader.queueFull.Load()
+	for _, ifc := range r.ifaces {
+		if ifc.querier != nil {
+			st := ifc.querier.Stats()
+			cs["igmp_groups_refused"] += st.Refused
+			cs["igmp_sources_refused"] += st.SourcesRefused
+		}
+	}
 	installed := 0
 	for rt := range r.rib.Routes() {
 		if rt.Installable() {

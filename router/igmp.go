@@ -19,6 +19,7 @@ func (r *Router) igmpConfig() igmp.Config {
 		LastMemberQueryInterval: c.LastMemberQueryInterval,
 		AllowedGroups:           c.AllowedGroups,
 		MaxGroups:               c.MaxGroups,
+		MaxSources:              c.MaxSources,
 	}
 }
 

@@ -22,6 +22,7 @@ func (r *Router) pimConfig(ifc *iface) pim.InterfaceConfig {
 		MaxHoldtime:         r.cfg.PIM.MaxHoldtime,
 		TriggeredHelloDelay: 5 * time.Second, // Triggered_Hello_Delay, RFC 7761 4.11
 		Random:              rand.Float64,
+		MaxNeighbors:        r.cfg.PIM.MaxNeighbors,
 	}
 }
 
@@ -106,7 +107,7 @@ func (r *Router) handlePIM(pkt pimPacket, now time.Time) {
 		r.pimActions(ifc, ifc.pim.ReceiveHello(now, pkt.src, m))
 	case *pim.JoinPrune:
 		r.counters.inc("pim_joinprunes_received")
-		r.treeActions(r.rib.Tree().ReceiveJoinPrune(now, ifc.name, m))
+		r.treeActions(r.rib.Tree().ReceiveJoinPrune(now, ifc.name, pkt.src, m))
 	case *pim.Register:
 		r.sendAll(r.rib.Register(now, pkt.src, m))
 	case *pim.RegisterStop:
@@ -139,6 +140,9 @@ func (r *Router) pimActions(ifc *iface, actions []pim.Action) {
 			r.counters.inc("pim_neighbors_restarted")
 			r.log.Info("PIM neighbor restarted", "interface", ifc.name, "neighbor", a.Address)
 			r.treeActions(r.rib.Tree().NeighborRestarted(r.now(), ifc.name, a.Address))
+		case pim.Refused:
+			r.counters["pim_"+a.Reason+"_refused"] += uint64(a.Count)
+			r.log.Debug("PIM limit reached", "interface", ifc.name, "refused", a.Reason, "count", a.Count)
 		case pim.DRChanged:
 			r.log.Info("PIM DR", "interface", ifc.name, "dr", a.DR, "self", a.IsSelf)
 			if ifc.pim != nil {

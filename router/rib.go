@@ -15,11 +15,13 @@ import (
 // treeConfig is the Tree's view of the router's config and routing table.
 func (r *Router) treeConfig() pim.TreeConfig {
 	return pim.TreeConfig{
-		JoinPruneInterval: r.cfg.PIM.JoinPruneInterval,
-		RP:                r.rpOf,
-		RPF:               r.rpf,
-		Random:            rand.Float64,
-		DeferSends:        true,
+		JoinPruneInterval:   r.cfg.PIM.JoinPruneInterval,
+		RP:                  r.rpOf,
+		RPF:                 r.rpf,
+		Random:              rand.Float64,
+		DeferSends:          true,
+		MaxJoins:            r.cfg.PIM.MaxJoins,
+		MaxJoinsPerNeighbor: r.cfg.PIM.MaxJoinsPerNeighbor,
 	}
 }
 

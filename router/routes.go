@@ -13,6 +13,8 @@ func (r *Router) ribConfig() mrib.Config {
 		SPTSwitchover:  r.cfg.PIM.SPTSwitchover == "immediate",
 		RegisterAccept: r.cfg.PIM.RegisterAccept,
 		IdleTimeout:    r.cfg.Router.IdleTimeout,
+		MaxLearned:     r.cfg.Router.MaxLearned,
+		MaxRegistered:  r.cfg.PIM.MaxRegisteredSources,
 	}
 	if r.regVIF >= 0 {
 		c.RegisterVIF = r.registerName()

@@ -398,3 +398,39 @@ func TestAssertMetricFromTheCachedPath(t *testing.T) {
 		t.Errorf("%d FIB lookups", got)
 	}
 }
+
+// TestLimitsInStatus checks that the refusals of the limits reach show status.
+func TestLimitsInStatus(t *testing.T) {
+	l, eth1, eth2, _ := threeLinks(t, `
+[router]
+max-learned-routes = 1
+[igmp]
+max-sources = 1
+[pim]
+max-neighbors = 1
+`)
+	l.report(eth2, "10.0.2.5", include(ssmGroup, hostSrc, hostSrc2))
+	hello := func(from string) {
+		holdtime := uint16(105)
+		l.receivePIM(eth1, from, &pim.Hello{Holdtime: &holdtime})
+	}
+	hello("10.0.1.7")
+	hello("10.0.1.8")
+	hello("10.0.1.7")
+	l.upcall(mroute.NoCache, eth1, hostSrc, grp1, nil)
+	l.upcall(mroute.NoCache, eth1, hostSrc2, grp1, nil)
+	counters := l.r.statusView().Counters
+	for name, want := range map[string]uint64{
+		"igmp_sources_refused":   1,
+		"pim_neighbors_refused":  1,
+		"routes_learned_refused": 1,
+	} {
+		if counters[name] != want {
+			t.Errorf("%s = %d, want %d", name, counters[name], want)
+		}
+	}
+	if len(eth1.pim.Neighbors()) != 1 || !l.r.rib.Tree().HasLocal(sgKey{Source: hostSrc, Group: ssmGroup}) {
+		t.Error("the state held before the limits was lost")
+	}
+	l.mfc(sgKey{Source: hostSrc, Group: grp1}, "eth1")
+}

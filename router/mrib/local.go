@@ -2,7 +2,6 @@ package mrib
 
 import (
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/mrouterd/mrouterd/igmp"
@@ -12,7 +11,7 @@ import (
 // members ask for, as local receivers of (*,G) and (S,G) entries.
 
 // memberKeys is what an interface's members ask the Tree for in a group: (*,G) for
-// any-source membership, (S,G) for each source of an INCLUDE list.
+// any-source membership, (S,G) for each source of an INCLUDE list, in source order.
 func (r *RIB) memberKeys(iface string, group netip.Addr) []Key {
 	q := r.env.Member(iface)
 	if q == nil || !r.countsMembers(iface) {
@@ -29,7 +28,7 @@ func (r *RIB) memberKeys(iface string, group netip.Addr) []Key {
 	if g.Mode != igmp.Include {
 		return []Key{{Group: group}}
 	}
-	var keys []Key
+	keys := make([]Key, 0, len(g.Sources))
 	for _, s := range g.Sources {
 		if s.Forward {
 			keys = append(keys, Key{Source: s.Source, Group: group})
@@ -49,14 +48,28 @@ func (r *RIB) SyncLocal(now time.Time, iface string, group netip.Addr) []Send {
 func (r *RIB) syncLocal(now time.Time, iface string, group netip.Addr) {
 	want := r.memberKeys(iface, group)
 	had := r.local[iface][group]
-	for _, k := range had {
-		if !slices.Contains(want, k) {
-			r.treeActions(r.tree.SetLocal(now, k, iface, false))
+	// Both lists are in source order: one pass finds what changed, so an INCLUDE
+	// list of thousands of sources costs no more than its length.
+	i, j := 0, 0
+	for i < len(had) || j < len(want) {
+		c := 1
+		switch {
+		case i == len(had):
+		case j == len(want):
+			c = -1
+		default:
+			c = had[i].Source.Compare(want[j].Source)
 		}
-	}
-	for _, k := range want {
-		if !slices.Contains(had, k) {
-			r.treeActions(r.tree.SetLocal(now, k, iface, true))
+		switch {
+		case c < 0:
+			r.treeActions(r.tree.SetLocal(now, had[i], iface, false))
+			i++
+		case c > 0:
+			r.treeActions(r.tree.SetLocal(now, want[j], iface, true))
+			j++
+		default:
+			i++
+			j++
 		}
 	}
 	switch {

@@ -42,27 +42,32 @@ func (r *RIB) refreshGroup(now time.Time, group netip.Addr) {
 		}
 	}
 	for key, rt := range r.byGroup[group] {
-		if rt.Origin == OriginStatic || key.Wildcard() {
-			continue
+		if rt.Origin != OriginStatic && !key.Wildcard() {
+			r.refreshRoute(now, key, rt)
 		}
-		rt.JoinState = r.joinState(key)
-		if !rt.JoinState && !rt.Learned {
-			r.forgetRoute(now, key)
-			continue
-		}
-		v := r.viewOf(key)
-		r.updateSourceState(now, key, rt, v)
-		iif, shared := r.routeIIF(key, rt, v)
-		oifs := r.oifs(key, iif)
-		origin := OriginIGMP
-		if shared || r.tree.Keepalive(key) || r.pimForwards(key) {
-			origin = OriginPIM
-		}
-		rt.Origin, rt.Shared = origin, shared
-		if iif != rt.IIF || !slices.Equal(oifs, rt.OIFs) {
-			rt.IIF, rt.OIFs = iif, oifs
-			r.changed[key] = true
-		}
+	}
+}
+
+// refreshRoute recomputes one dynamic (S,G) route: whether it stays, its
+// source-side state and its interfaces.
+func (r *RIB) refreshRoute(now time.Time, key Key, rt *Route) {
+	rt.JoinState = r.joinState(key)
+	if !rt.JoinState && !rt.Learned {
+		r.forgetRoute(now, key)
+		return
+	}
+	v := r.viewOf(key)
+	r.updateSourceState(now, key, rt, v)
+	iif, shared := r.routeIIF(key, rt, v)
+	oifs := r.oifs(key, iif)
+	origin := OriginIGMP
+	if shared || r.tree.Keepalive(key) || r.pimForwards(key) {
+		origin = OriginPIM
+	}
+	rt.Origin, rt.Shared = origin, shared
+	if iif != rt.IIF || !slices.Equal(oifs, rt.OIFs) {
+		rt.IIF, rt.OIFs = iif, oifs
+		r.changed[key] = true
 	}
 }
 

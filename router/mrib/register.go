@@ -43,9 +43,14 @@ func (r *RIB) Register(now time.Time, from netip.Addr, m *pim.Register) []Send {
 		r.log.Warn("register refused", "from", from, "route", key.String())
 		return r.take()
 	}
+	if _, known := r.registerers[key]; !known && r.cfg.MaxRegistered > 0 && len(r.registerers) >= r.cfg.MaxRegistered {
+		// No Register-Stop: one to every forged sender would only echo the flood.
+		r.env.Count("registers_refused")
+		return nil
+	}
 	r.registerers[key] = from
 	rt := r.routes[key]
-	if rt == nil && !m.Null && r.cfg.RegisterVIF != "" {
+	if rt == nil && !m.Null && r.cfg.RegisterVIF != "" && !r.learnedFull() {
 		// The kernel forwards what it decapsulates only once the route exists; with
 		// register-accept set, it waits for this check.
 		rt = &Route{Key: key, Origin: OriginPIM, Learned: true, Created: now}

@@ -76,6 +76,10 @@ type Config struct {
 	SPTSwitchover  bool           // a last hop switches to a source's tree at once
 	RegisterAccept []netip.Prefix // first-hop DRs an RP accepts registers from; empty: those in the PIM domain
 	IdleTimeout    time.Duration  // learned routes without traffic for this long go
+	// Limits: beyond them new learned routes, and registers from new sources, are
+	// refused and counted; what exists stays. 0 = no limit.
+	MaxLearned    int
+	MaxRegistered int
 	// RegisterVIF is the device of the register VIF (pimreg); "" while there is none.
 	RegisterVIF string
 }
@@ -126,6 +130,7 @@ type RIB struct {
 
 	routes  map[Key]*Route
 	byGroup map[netip.Addr]map[Key]*Route
+	learned int // routes with Learned set
 	// local is, per interface and group, what members there asked the Tree for.
 	local map[string]map[netip.Addr][]Key
 	// dirtyGroups are groups whose routes must be recomputed by Refresh, and
@@ -198,6 +203,10 @@ func (r *RIB) MarkAll() {
 }
 
 func (r *RIB) addRoute(rt *Route) {
+	r.uncountLearned(r.routes[rt.Key])
+	if rt.Learned {
+		r.learned++
+	}
 	r.routes[rt.Key] = rt
 	set := r.byGroup[rt.Key.Group]
 	if set == nil {
@@ -208,7 +217,15 @@ func (r *RIB) addRoute(rt *Route) {
 	r.changed[rt.Key] = true
 }
 
+// uncountLearned takes a learned route out of the count; nil is none.
+func (r *RIB) uncountLearned(rt *Route) {
+	if rt != nil && rt.Learned {
+		r.learned--
+	}
+}
+
 func (r *RIB) deleteRoute(key Key) {
+	r.uncountLearned(r.routes[key])
 	delete(r.routes, key)
 	if set := r.byGroup[key.Group]; set != nil {
 		delete(set, key)

@@ -23,6 +23,7 @@ var (
 	hostSrc2  = netip.MustParseAddr("10.0.1.3")
 	farSrc    = netip.MustParseAddr("10.0.5.5") // behind 10.0.3.254 on eth3
 	grp       = netip.MustParseAddr("239.1.1.1")
+	grp2      = netip.MustParseAddr("239.1.1.2")
 	ssmGrp    = netip.MustParseAddr("232.1.1.1")
 	rpAddr    = netip.MustParseAddr("10.0.9.9")
 	rpNbr     = netip.MustParseAddr("10.0.1.254")
@@ -100,7 +101,7 @@ func (e *fakeEnv) AssertMetric(_ Key, iface string, shared bool) pim.AssertMetri
 
 // harness is a RIB in the fake world, and what it sent.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	env  *fakeEnv
 	rib  *RIB
 	now  time.Time
@@ -108,7 +109,7 @@ type harness struct {
 }
 
 // newHarness builds the world; rp is the RP's address, "" for none.
-func newHarness(t *testing.T, rp string, cfg Config) *harness {
+func newHarness(t testing.TB, rp string, cfg Config) *harness {
 	e := &fakeEnv{
 		rpf: map[netip.Addr]pim.RPF{
 			hostSrc: {Interface: "eth1"}, hostSrc2: {Interface: "eth1"},
@@ -359,11 +360,11 @@ func TestRPTPrune(t *testing.T) {
 		return &pim.JoinPrune{UpstreamNeighbor: us, Holdtime: 210,
 			Groups: []pim.JPGroup{{Group: netip.PrefixFrom(grp, 32), Joins: []pim.JPSource{wc}, Prunes: prunes}}}
 	}
-	h.tree(h.rib.Tree().ReceiveJoinPrune(h.now, "eth3", jp()))
+	h.tree(h.rib.Tree().ReceiveJoinPrune(h.now, "eth3", farNbr, jp()))
 	h.noCache(sg(farSrc, grp), Arrival{Interface: "eth1"})
 	h.noCache(sg(other, grp), Arrival{Interface: "eth1"})
 	h.want(sg(farSrc, grp), "eth1", "eth3")
-	h.tree(h.rib.Tree().ReceiveJoinPrune(h.now, "eth3", jp(rpt)))
+	h.tree(h.rib.Tree().ReceiveJoinPrune(h.now, "eth3", farNbr, jp(rpt)))
 	h.advance(10 * time.Second) // past the prune override
 	h.want(sg(farSrc, grp), "eth1")
 	h.want(sg(other, grp), "eth1", "eth3")
@@ -681,5 +682,110 @@ func TestOriginString(t *testing.T) {
 		if o.String() != want {
 			t.Errorf("%d: %q, want %q", o, o.String(), want)
 		}
+	}
+}
+
+func TestSyncLocalIncludeList(t *testing.T) {
+	h := newHarness(t, "", Config{})
+	h.member("eth2", ssmGrp, igmp.Include, hostSrc, farSrc)
+	h.member("eth2", ssmGrp, igmp.Include, hostSrc2, farSrc)
+	for _, c := range []struct {
+		source netip.Addr
+		local  bool
+	}{{hostSrc, false}, {hostSrc2, true}, {farSrc, true}} {
+		if got := h.rib.Tree().HasLocal(Key{Source: c.source, Group: ssmGrp}); got != c.local {
+			t.Errorf("(%s,%s) local = %v, want %v", c.source, ssmGrp, got, c.local)
+		}
+	}
+	h.member("eth2", ssmGrp, igmp.Exclude)
+	if h.rib.Tree().HasLocal(Key{Source: farSrc, Group: ssmGrp}) || len(h.rib.Tree().Sources(ssmGrp)) != 0 {
+		t.Errorf("an any-source join in the SSM range left (S,G) receivers: %v", h.rib.Tree().Sources(ssmGrp))
+	}
+}
+
+// BenchmarkSyncLocal brings an SSM group's receivers in line after a report added
+// one source to an INCLUDE list of n: the cost per source stays flat as n grows.
+func BenchmarkSyncLocal(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			h := newHarness(b, "", Config{})
+			states := [2]igmp.GroupState{{Group: ssmGrp}, {Group: ssmGrp}}
+			for i := range n + 1 {
+				s := igmp.SourceState{Source: netip.AddrFrom4([4]byte{10, 100, byte(i >> 8), byte(i)}), Forward: true}
+				if i < n {
+					states[0].Sources = append(states[0].Sources, s)
+				}
+				states[1].Sources = append(states[1].Sources, s)
+			}
+			h.env.members["eth2"][ssmGrp] = states[0]
+			h.rib.SyncLocal(h.now, "eth2", ssmGrp)
+			b.ResetTimer()
+			for i := range b.N {
+				h.env.members["eth2"][ssmGrp] = states[(i+1)%2]
+				h.rib.SyncLocal(h.now, "eth2", ssmGrp)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/source")
+		})
+	}
+}
+
+func TestMaxLearned(t *testing.T) {
+	h := newHarness(t, "", Config{MaxLearned: 1})
+	h.member("eth2", grp, igmp.Exclude)
+	h.noCache(sg(hostSrc, grp), onEth1)
+	h.noCache(sg(hostSrc2, grp), onEth1)
+	if h.env.counts["routes_learned_refused"] != 1 {
+		t.Fatalf("counts %v", h.env.counts)
+	}
+	if _, ok := h.rib.Route(sg(hostSrc2, grp)); ok {
+		t.Fatal("a flow beyond the limit was learned")
+	}
+	h.want(sg(hostSrc, grp), "eth1", "eth2")
+	// The first goes idle, which makes room.
+	h.advance(300 * time.Second)
+	h.add(h.rib.ExpireLearned(h.now, func(Key) (uint64, bool) { return 0, false }))
+	h.noCache(sg(hostSrc2, grp), onEth1)
+	h.want(sg(hostSrc2, grp), "eth1", "eth2")
+}
+
+func TestMaxRegistered(t *testing.T) {
+	h := atRP(t, Config{RegisterVIF: "pimreg", MaxRegistered: 1})
+	h.member("eth2", grp, igmp.Exclude)
+	h.member("eth2", grp2, igmp.Exclude)
+	h.add(h.rib.Register(h.now, registrar, registerPacket(grp)))
+	h.add(h.rib.Register(h.now, registrar, registerPacket(grp2)))
+	h.settle()
+	if h.env.counts["registers_refused"] != 1 {
+		t.Fatalf("counts %v", h.env.counts)
+	}
+	if _, ok := h.rib.Route(sg(hostSrc, grp2)); ok {
+		t.Fatal("a source beyond the limit was registered")
+	}
+	// The source held keeps registering.
+	h.add(h.rib.Register(h.now, registrar, registerPacket(grp)))
+	h.want(sg(hostSrc, grp), "pimreg", "eth2")
+	if h.env.counts["registers_refused"] != 1 {
+		t.Fatalf("the registered source was refused: %v", h.env.counts)
+	}
+}
+
+// BenchmarkNoCache learns one more flow from a connected source into a group
+// whose members already receive n of them: the cost per upcall stays flat.
+func BenchmarkNoCache(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			h := newHarness(b, "", Config{})
+			h.member("eth2", grp, igmp.Exclude)
+			source := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+			for i := range n {
+				h.rib.NoCache(h.now, sg(source(i), grp), onEth1)
+			}
+			h.settle()
+			b.ResetTimer()
+			for i := range b.N {
+				h.rib.NoCache(h.now, sg(source(n+i), grp), onEth1)
+				h.rib.Refresh(h.now)
+			}
+		})
 	}
 }

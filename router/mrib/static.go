@@ -59,6 +59,9 @@ func (r *RIB) NoCache(now time.Time, key Key, in Arrival) (reconcile bool, sends
 		return true, nil
 	}
 	if tmpl := r.routes[Key{Group: key.Group}]; tmpl != nil && tmpl.Template && tmpl.IIF == in.Interface {
+		if r.learnedFull() {
+			return false, nil
+		}
 		r.addRoute(&Route{
 			Key: key, IIF: tmpl.IIF, OIFs: tmpl.OIFs, Origin: tmpl.Origin,
 			From: &tmpl.Key, Learned: true, Created: now, LastActive: now,
@@ -76,8 +79,14 @@ func (r *RIB) NoCache(now time.Time, key Key, in Arrival) (reconcile bool, sends
 		// A local source, or a group with PIM state: forward to wherever members and
 		// joins want it. The entry is installed even with nowhere to go yet, so the
 		// kernel stops asking until that changes.
-		r.addRoute(&Route{Key: key, Origin: OriginIGMP, Learned: true, Created: now, LastActive: now})
-		r.refreshGroup(now, key.Group)
+		if r.learnedFull() {
+			return false, nil
+		}
+		rt := &Route{Key: key, Origin: OriginIGMP, Learned: true, Created: now, LastActive: now}
+		r.addRoute(rt)
+		// The new route alone: the others of its group are as they were, and a
+		// flood of new sources to one group must not recompute it each time.
+		r.refreshRoute(now, key, rt)
 		r.env.Count("routes_learned")
 		r.log.Debug("route learned", "route", key.String(), "iif", r.routes[key].IIF)
 		return false, r.take()
@@ -87,11 +96,15 @@ func (r *RIB) NoCache(now time.Time, key Key, in Arrival) (reconcile bool, sends
 }
 
 // HasLearned reports whether any route was learned from traffic.
-func (r *RIB) HasLearned() bool {
-	for _, rt := range r.routes {
-		if rt.Learned {
-			return true
-		}
+func (r *RIB) HasLearned() bool { return r.learned > 0 }
+
+// learnedFull applies router.max-learned-routes to a flow about to be learned,
+// counting a refusal. The flows already learned keep forwarding; the kernel asks
+// again for a refused one, at the pace of its unresolved queue.
+func (r *RIB) learnedFull() bool {
+	if r.cfg.MaxLearned > 0 && r.learned >= r.cfg.MaxLearned {
+		r.env.Count("routes_learned_refused")
+		return true
 	}
 	return false
 }
@@ -115,6 +128,7 @@ func (r *RIB) ExpireLearned(now time.Time, packets func(Key) (uint64, bool)) []S
 		r.env.Count("routes_expired")
 		r.log.Info("route expired", "route", key.String(), "idle", timeout)
 		if rt.JoinState {
+			r.uncountLearned(rt)
 			rt.Learned = false // PIM join state keeps it
 			r.dirtyGroups[key.Group] = true
 			continue
