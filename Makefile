@@ -96,7 +96,10 @@ bench: build
 install: build
 	install -D -m 0755 $(BIN)/mrouterd $(DESTDIR)$(PREFIX)/sbin/mrouterd
 	install -D -m 0755 $(BIN)/mroutectl $(DESTDIR)$(PREFIX)/sbin/mroutectl
-	install -D -m 0644 deploy/mrouterd.service $(DESTDIR)/lib/systemd/system/mrouterd.service
+	@# The unit runs the daemon from where PREFIX put it.
+	mkdir -p $(DESTDIR)/lib/systemd/system
+	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' deploy/mrouterd.service > $(DESTDIR)/lib/systemd/system/mrouterd.service
+	chmod 0644 $(DESTDIR)/lib/systemd/system/mrouterd.service
 	@if [ -e $(DESTDIR)/etc/mrouterd/mrouterd.toml ]; then \
 		echo "keeping existing $(DESTDIR)/etc/mrouterd/mrouterd.toml"; \
 	else \

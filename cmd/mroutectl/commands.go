@@ -24,8 +24,9 @@ type session struct {
 // a command has run.
 type command struct {
 	word    string
-	summary string // one line for help, on the last word only
-	implied string // the sub word taken when the user's words stop here
+	aliases []string // other spellings, taken like word but not listed in help
+	summary string   // one line for help, on the last word only
+	implied string   // the sub word taken when the user's words stop here
 	sub     []*command
 	run     func(*session) error
 }
@@ -47,7 +48,7 @@ func newCommandTree() *command {
 					run: fetch(http.MethodGet, api.PathIGMPGroups, decoded(renderIGMPGroups))},
 			}},
 			{word: "pim", sub: []*command{
-				{word: "neighbors", summary: "PIM neighbors per interface",
+				{word: "neighbors", aliases: []string{"neighbours"}, summary: "PIM neighbors per interface",
 					run: fetch(http.MethodGet, api.PathPIMNeighbors, decoded(renderPIMNeighbors))},
 				{word: "rp", summary: "group ranges, their rendezvous point and its origin",
 					run: fetch(http.MethodGet, api.PathPIMRP, decoded(renderRPMappings))},
@@ -145,10 +146,12 @@ func resolveFrom(node *command, args []string, done int) (*command, []string, *r
 func (c *command) children(word string) []*command {
 	var candidates []*command
 	for _, s := range c.sub {
-		if s.word == word {
+		names := append([]string{s.word}, s.aliases...)
+		if slices.Contains(names, word) {
 			return []*command{s}
 		}
-		if strings.HasPrefix(s.word, word) {
+		// A prefix of a word and of its alias ("neighbo") names one command.
+		if slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, word) }) {
 			candidates = append(candidates, s)
 		}
 	}

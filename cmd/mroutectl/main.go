@@ -36,17 +36,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&socket, "socket", "", "control socket")
 	fs.BoolVar(&asJSON, "j", false, "print the control API's JSON")
 	fs.BoolVar(&asJSON, "json", false, "print the control API's JSON")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			if err := writeUsage(stdout, root); err != nil {
-				return fail(err)
+	// Flags may stand anywhere on the line (mroutectl show routes --json): parse up
+	// to each command word, keep it, and go on after it.
+	var words []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				if err := writeUsage(stdout, root); err != nil {
+					return fail(err)
+				}
+				return 0
 			}
-			return 0
+			return fail(fmt.Errorf("%v (try \"mroutectl help\")", err))
 		}
-		return fail(fmt.Errorf("%v (try \"mroutectl help\")", err))
+		rest = fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		words, rest = append(words, rest[0]), rest[1:]
 	}
 
-	cmd, _, err := resolve(root, fs.Args())
+	cmd, _, err := resolve(root, words)
 	if err != nil {
 		return fail(err)
 	}

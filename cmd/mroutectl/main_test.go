@@ -111,6 +111,27 @@ func TestRunJSONAddsOnlyANewline(t *testing.T) {
 	}
 }
 
+// Flags count wherever they stand on the line.
+func TestRunFlagsAnywhere(t *testing.T) {
+	const body = `{"neighbors":[]}`
+	socket := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path != api.PathPIMNeighbors {
+			http.NotFound(w, req)
+			return
+		}
+		_, _ = w.Write([]byte(body))
+	}))
+	for _, line := range [][]string{
+		{"show", "pim", "neighbors", "--json", "-s", socket},
+		{"show", "-s", socket, "pim", "--json", "neighbours"},
+		{"-s", socket, "s", "p", "n", "-j"},
+	} {
+		if status, out, errOut := runCLI(line...); status != 0 || out != body+"\n" {
+			t.Errorf("%q: status %d, stdout %q, stderr %q", line, status, out, errOut)
+		}
+	}
+}
+
 func TestRunVersion(t *testing.T) {
 	socket := cannedDaemon(t)
 	if status, out, _ := runCLI("-s", socket, "version"); status != 0 || out != "mroutectl dev\nmrouterd 0.3.0\n" {
@@ -166,7 +187,7 @@ func TestRunUsageErrors(t *testing.T) {
 		"foo":     `mroutectl: unknown command "foo" (try "mroutectl help")` + "\n",
 		"s i":     `mroutectl: "s i" is ambiguous: igmp, interfaces` + "\n",
 		"-x s r":  `mroutectl: flag provided but not defined: -x (try "mroutectl help")` + "\n",
-		"s r -j":  `mroutectl: unexpected "-j" after "s r"` + "\n",
+		"s r -x":  `mroutectl: flag provided but not defined: -x (try "mroutectl help")` + "\n",
 		"-s":      `mroutectl: flag needs an argument: -s (try "mroutectl help")` + "\n",
 		"help me": `mroutectl: unexpected "me" after "help"` + "\n",
 	}
