@@ -85,6 +85,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	// sockets as it starts, before the guest can write anything.
 	var outputs sync.WaitGroup
 	var sockets []string
+	var listeners []net.Listener
 	for _, o := range []struct {
 		name string
 		w    io.Writer
@@ -95,7 +96,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 			return ExitVMError, err
 		}
 		defer ln.Close()
-		sockets = append(sockets, path)
+		sockets, listeners = append(sockets, path), append(listeners, ln)
 		outputs.Go(func() {
 			conn, err := ln.Accept()
 			if err != nil {
@@ -124,11 +125,10 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if err != nil && ctx.Err() == nil {
 		return ExitVMError, fmt.Errorf("qemu: %v: %s", err, strings.TrimSpace(qemuErr.String()))
 	}
-	// qemu has exited; whatever did not connect never will.
-	for _, s := range sockets {
-		if c, err := net.Dial("unix", s); err == nil {
-			c.Close()
-		}
+	// qemu has exited; whatever did not connect never will, and closing its listener
+	// ends the wait for it. An accepted connection copies on to its end.
+	for _, ln := range listeners {
+		ln.Close()
 	}
 	outputs.Wait()
 	// The guest's report: the exit status, then why the VM could not run the command.
