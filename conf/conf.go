@@ -23,6 +23,7 @@ type Config struct {
 	IGMP       IGMP
 	PIM        PIM
 	Static     []Static
+	Fabric     Fabric
 	Control    Control
 }
 
@@ -65,6 +66,7 @@ type PIM struct {
 	SSMRange          netip.Prefix
 	SPTSwitchover     string // "immediate" or "never"
 	RPs               []RP
+	RPFs              []RPF
 	RegisterAccept    []netip.Prefix // senders an RP accepts registers from; empty: see the defaults file
 	MaxHoldtime       time.Duration  // longest a neighbour's Hello is believed for, whatever it advertises
 
@@ -80,6 +82,34 @@ type RP struct {
 	Address netip.Addr
 	Groups  []netip.Prefix
 }
+
+// RPF is a static multicast route ([[pim.rpf]]): reverse paths towards sources and
+// RPs in Prefix go through Neighbor, or out Interface, not where the unicast FIB
+// points. It is for networks whose unicast and multicast paths differ, like
+// FRR's and Cisco's "ip mroute".
+type RPF struct {
+	Prefix    netip.Prefix
+	Neighbor  netip.Addr // invalid when omitted: any neighbour out Interface
+	Interface string     // "" when omitted: the interface Neighbor is on
+}
+
+// Fabric is the node fabric ([fabric]): one VXLAN interface that joins the nodes
+// of a cluster whose network carries no multicast, replicating head-end to peers.
+type Fabric struct {
+	// Peers are the nodes' underlay addresses and "dns:NAME" entries, re-resolved
+	// every DNSRefresh; the node finds itself in the list. Empty: no fabric.
+	Peers       []string
+	VNI         int
+	Port        int    // VXLAN UDP port
+	Interface   string // the VXLAN interface's name
+	MTU         int    // 0: the underlay's MTU less the encapsulation
+	Underlay    string // interface the fabric's packets leave by; "": the route to the peers'
+	DNSRefresh  time.Duration
+	Replication string // "selective": a group only to the peers that joined it; "all"
+}
+
+// Enabled reports whether the node joins a fabric.
+func (f Fabric) Enabled() bool { return len(f.Peers) > 0 }
 
 // Static is a static multicast route.
 type Static struct {
@@ -149,6 +179,8 @@ func (c *Config) clone() *Config {
 	for i := range out.PIM.RPs {
 		out.PIM.RPs[i].Groups = slices.Clone(out.PIM.RPs[i].Groups)
 	}
+	out.PIM.RPFs = slices.Clone(c.PIM.RPFs)
+	out.Fabric.Peers = slices.Clone(c.Fabric.Peers)
 	out.Static = slices.Clone(c.Static)
 	for i := range out.Static {
 		out.Static[i].OIFs = slices.Clone(out.Static[i].OIFs)

@@ -44,6 +44,10 @@ func defaultsForTest() *Config {
 			MaxJoinsPerNeighbor:  100000,
 			MaxRegisteredSources: 100000,
 		},
+		Fabric: Fabric{
+			VNI: 7700, Port: 4799, Interface: "mrfabric",
+			DNSRefresh: 30 * time.Second, Replication: "selective",
+		},
 		Control: Control{Socket: "/run/mrouterd/mrouterd.sock"},
 	}
 }
@@ -114,6 +118,11 @@ func TestDeployConfig(t *testing.T) {
 	want.File = "uncommented.toml"
 	want.Interfaces = []Interface{{Match: "eth*", IGMP: true, PIM: true, DRPriority: 1}}
 	want.PIM.RPs = []RP{{Address: netip.MustParseAddr("10.0.2.1"), Groups: mustPrefixes("224.0.0.0/4")}}
+	want.PIM.RPFs = []RPF{{
+		Prefix:    netip.MustParsePrefix("10.0.3.0/24"),
+		Neighbor:  netip.MustParseAddr("10.0.1.1"),
+		Interface: "eth1",
+	}}
 	want.Static = []Static{{
 		Source: netip.MustParseAddr("10.0.1.2"),
 		Group:  netip.MustParseAddr("239.9.9.9"),
@@ -205,6 +214,17 @@ max-joins = 500
 max-joins-per-neighbor = 50
 max-registered-sources = 40
 rp = [{ address = "10.0.2.1", groups = ["239.0.0.0/8"] }]
+rpf = [{ prefix = "10.0.3.0/24", neighbor = "10.0.1.1" }, { prefix = "10.0.4.0/24", interface = "eth1" }]
+
+[fabric]
+peers = ["10.0.0.1", "dns:mrouterd.kube-system.svc.cluster.local"]
+vni = 100
+port = 4800
+interface = "fab0"
+mtu = 1400
+underlay = "eth0"
+dns-refresh = "10s"
+replication = "all"
 
 [[static]]
 group = "239.1.1.1"
@@ -240,11 +260,15 @@ metrics = "127.0.0.1:9591"
 			AllowedGroups:           mustPrefixes("239.0.0.0/8", "224.1.0.0/16"),
 		},
 		PIM: PIM{
-			HelloInterval:        10 * time.Second,
-			JoinPruneInterval:    30 * time.Second,
-			SSMRange:             netip.MustParsePrefix("232.1.0.0/16"),
-			SPTSwitchover:        "never",
-			RPs:                  []RP{{Address: netip.MustParseAddr("10.0.2.1"), Groups: mustPrefixes("239.0.0.0/8")}},
+			HelloInterval:     10 * time.Second,
+			JoinPruneInterval: 30 * time.Second,
+			SSMRange:          netip.MustParsePrefix("232.1.0.0/16"),
+			SPTSwitchover:     "never",
+			RPs:               []RP{{Address: netip.MustParseAddr("10.0.2.1"), Groups: mustPrefixes("239.0.0.0/8")}},
+			RPFs: []RPF{
+				{Prefix: netip.MustParsePrefix("10.0.3.0/24"), Neighbor: netip.MustParseAddr("10.0.1.1")},
+				{Prefix: netip.MustParsePrefix("10.0.4.0/24"), Interface: "eth1"},
+			},
 			RegisterAccept:       mustPrefixes("10.0.0.0/8"),
 			MaxHoldtime:          5 * time.Minute,
 			MaxNeighbors:         8,
@@ -255,6 +279,11 @@ metrics = "127.0.0.1:9591"
 		Static: []Static{
 			{Group: netip.MustParseAddr("239.1.1.1"), IIF: "eth1", OIFs: []string{"eth2"}},
 			{Source: netip.MustParseAddr("10.0.1.2"), Group: netip.MustParseAddr("239.1.1.1"), IIF: "eth1", OIFs: []string{"eth2", "eth3"}},
+		},
+		Fabric: Fabric{
+			Peers: []string{"10.0.0.1", "dns:mrouterd.kube-system.svc.cluster.local"},
+			VNI:   100, Port: 4800, Interface: "fab0", MTU: 1400, Underlay: "eth0",
+			DNSRefresh: 10 * time.Second, Replication: "all",
 		},
 		Control: Control{Socket: "/tmp/m.sock", Metrics: "127.0.0.1:9591"},
 	}
@@ -339,6 +368,16 @@ func TestErrors(t *testing.T) {
 		{"match repeated", "[[interface]]\nmatch = \"eth*\"\n[[interface]]\nmatch = \"eth*\"\n", `r1.toml:4: interface[1].match: "eth*" repeats interface[0], which always matches first`},
 		{"dr-priority negative", "[[interface]]\nmatch = \"a\"\ndr-priority = -1\n", "r1.toml:3: interface[0].dr-priority: -1 is out of range 0..4294967295"},
 		{"dr-priority too big", "[[interface]]\nmatch = \"a\"\ndr-priority = 4294967296\n", "r1.toml:3: interface[0].dr-priority: 4294967296 is out of range 0..4294967295"},
+
+		// [fabric] and [[pim.rpf]]
+		{"fabric peer", "[fabric]\npeers = [\"10.0.0.1\", \"node-2\"]\n", `r1.toml:2: fabric.peers[1]: "node-2" is neither an IPv4 unicast address nor "dns:NAME"`},
+		{"fabric dns peer", "[fabric]\npeers = [\"dns:a..b\"]\n", `r1.toml:2: fabric.peers[0]: "a..b" is not a valid DNS name`},
+		{"fabric vni", "[fabric]\nvni = 16777216\n", "r1.toml:2: fabric.vni: 16777216 is out of range 1..16777215, the 24 bits of a VXLAN network identifier"},
+		{"fabric port", "[fabric]\nport = 0\n", "r1.toml:2: fabric.port: 0 is not a UDP port"},
+		{"fabric mtu", "[fabric]\nmtu = 40\n", "r1.toml:2: fabric.mtu: 40 is outside 68..65535; 0 chooses it from the underlay"},
+		{"fabric replication", "[fabric]\nreplication = \"some\"\n", `r1.toml:2: fabric.replication: must be "selective" or "all", got "some"`},
+		{"rpf without path", "[[pim.rpf]]\nprefix = \"10.0.0.0/8\"\n", "r1.toml:1: pim.rpf[0]: give a neighbor, an interface, or both"},
+		{"rpf repeated", "[[pim.rpf]]\nprefix = \"10.0.0.0/8\"\ninterface = \"a\"\n[[pim.rpf]]\nprefix = \"10.0.0.0/8\"\ninterface = \"b\"\n", "r1.toml:5: pim.rpf[1].prefix: 10.0.0.0/8 repeats pim.rpf[0]"},
 
 		// [igmp]
 		{"version", "[igmp]\nversion = 1\n", "r1.toml:2: igmp.version: 1 is not supported; use 2 or 3"},
@@ -569,6 +608,13 @@ address = "10.0.2.1"
 [[pim.rp]]
 address = "10.0.2.2"
 groups = ["239.1.0.0/16", "239.2.0.0/16"]
+[[pim.rpf]]
+prefix = "10.9.0.0/16"
+neighbor = "10.0.0.9"
+interface = "eth9"
+[fabric]
+peers = ["10.1.1.1", "dns:peers.example"]
+mtu = 9000
 [[static]]
 group = "239.1.1.1"
 iif = "e\u00e9\u0001"
@@ -628,6 +674,16 @@ max-neighbors = 64
 max-joins = 200000
 max-joins-per-neighbor = 100000
 max-registered-sources = 100000
+
+[fabric]
+peers = []
+vni = 7700
+port = 4799
+interface = "mrfabric"
+mtu = 0
+underlay = ""
+dns-refresh = "30s"
+replication = "selective"
 
 [control]
 socket = "/run/mrouterd/mrouterd.sock"

@@ -95,8 +95,36 @@ func (d *decoder) config(root map[string]any, c *Config) {
 			d.pim(key, v, &c.PIM)
 		case "static":
 			d.statics(key, v, &c.Static)
+		case "fabric":
+			d.fabric(key, v, &c.Fabric)
 		case "control":
 			d.control(key, v, &c.Control)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+func (d *decoder) fabric(key string, v any, f *Fabric) {
+	d.fields(key, v, func(name, key string, v any) bool {
+		switch name {
+		case "peers":
+			d.strs(key, v, &f.Peers)
+		case "vni":
+			d.int(key, v, &f.VNI)
+		case "port":
+			d.int(key, v, &f.Port)
+		case "interface":
+			d.str(key, v, &f.Interface)
+		case "mtu":
+			d.int(key, v, &f.MTU)
+		case "underlay":
+			d.str(key, v, &f.Underlay)
+		case "dns-refresh":
+			d.duration(key, v, &f.DNSRefresh)
+		case "replication":
+			d.str(key, v, &f.Replication)
 		default:
 			return false
 		}
@@ -194,6 +222,8 @@ func (d *decoder) pim(key string, v any, p *PIM) {
 			d.str(key, v, &p.SPTSwitchover)
 		case "rp":
 			d.rps(key, v, &p.RPs)
+		case "rpf":
+			d.rpfs(key, v, &p.RPFs)
 		case "register-accept":
 			d.prefixes(key, v, &p.RegisterAccept)
 		case "max-holdtime":
@@ -234,6 +264,33 @@ func (d *decoder) rps(key string, v any, dst *[]RP) {
 		})
 		d.require(indexKey(key, i), m, "address")
 		list = append(list, rp)
+	}
+	*dst = list
+}
+
+func (d *decoder) rpfs(key string, v any, dst *[]RPF) {
+	blocks, ok := d.blocks(key, v)
+	if !ok {
+		return
+	}
+	var list []RPF
+	for i, b := range blocks {
+		var r RPF
+		m := d.fields(indexKey(key, i), b, func(name, key string, v any) bool {
+			switch name {
+			case "prefix":
+				d.prefix(key, v, &r.Prefix)
+			case "neighbor":
+				d.addr(key, v, &r.Neighbor)
+			case "interface":
+				d.str(key, v, &r.Interface)
+			default:
+				return false
+			}
+			return true
+		})
+		d.require(indexKey(key, i), m, "prefix")
+		list = append(list, r)
 	}
 	*dst = list
 }

@@ -43,8 +43,18 @@ func Diff(old, new *Config) []string {
 	d.value("pim.max-joins-per-neighbor:", old.PIM.MaxJoinsPerNeighbor, new.PIM.MaxJoinsPerNeighbor)
 	d.value("pim.max-registered-sources:", old.PIM.MaxRegisteredSources, new.PIM.MaxRegisteredSources)
 	d.rps(old.PIM.RPs, new.PIM.RPs)
+	d.set("pim.rpf:", rpfStrings(old.PIM.RPFs), rpfStrings(new.PIM.RPFs))
 
 	d.statics(old.Static, new.Static)
+
+	d.set("fabric.peers:", old.Fabric.Peers, new.Fabric.Peers)
+	d.value("fabric.vni:", old.Fabric.VNI, new.Fabric.VNI)
+	d.value("fabric.port:", old.Fabric.Port, new.Fabric.Port)
+	d.value("fabric.interface:", old.Fabric.Interface, new.Fabric.Interface)
+	d.value("fabric.mtu:", old.Fabric.MTU, new.Fabric.MTU)
+	d.value("fabric.underlay:", old.Fabric.Underlay, new.Fabric.Underlay)
+	d.value("fabric.dns-refresh:", old.Fabric.DNSRefresh, new.Fabric.DNSRefresh)
+	d.value("fabric.replication:", old.Fabric.Replication, new.Fabric.Replication)
 
 	d.value("control.socket:", old.Control.Socket, new.Control.Socket)
 	d.value("control.metrics:", old.Control.Metrics, new.Control.Metrics)
@@ -149,6 +159,21 @@ func (d *differ) statics(old, new []Static) {
 			d.add("static %s: added", n.Key())
 		}
 	}
+}
+
+// rpfStrings writes each [[pim.rpf]] as one comparable line.
+func rpfStrings(list []RPF) []string {
+	out := make([]string, len(list))
+	for i, r := range list {
+		out[i] = r.Prefix.String() + " via"
+		if r.Neighbor.IsValid() {
+			out[i] += " " + r.Neighbor.String()
+		}
+		if r.Interface != "" {
+			out[i] += " " + r.Interface
+		}
+	}
+	return out
 }
 
 func fileName(file string) string {

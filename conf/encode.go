@@ -59,6 +59,17 @@ func (c *Config) TOML() string {
 		w.set("groups", prefixArray(rp.Groups))
 	}
 
+	for _, r := range c.PIM.RPFs {
+		w.table("[pim.rpf]")
+		w.set("prefix", quote(r.Prefix.String()))
+		if r.Neighbor.IsValid() {
+			w.set("neighbor", quote(r.Neighbor.String()))
+		}
+		if r.Interface != "" {
+			w.set("interface", quote(r.Interface))
+		}
+	}
+
 	for _, s := range c.Static {
 		w.table("[static]")
 		if s.Source.IsValid() {
@@ -66,12 +77,18 @@ func (c *Config) TOML() string {
 		}
 		w.set("group", quote(s.Group.String()))
 		w.set("iif", quote(s.IIF))
-		quoted := make([]string, len(s.OIFs))
-		for i, oif := range s.OIFs {
-			quoted[i] = quote(oif)
-		}
-		w.set("oifs", "["+strings.Join(quoted, ", ")+"]")
+		w.set("oifs", stringArray(s.OIFs))
 	}
+
+	w.table("fabric")
+	w.set("peers", stringArray(c.Fabric.Peers))
+	w.set("vni", strconv.Itoa(c.Fabric.VNI))
+	w.set("port", strconv.Itoa(c.Fabric.Port))
+	w.set("interface", quote(c.Fabric.Interface))
+	w.set("mtu", strconv.Itoa(c.Fabric.MTU))
+	w.set("underlay", quote(c.Fabric.Underlay))
+	w.set("dns-refresh", quote(formatDuration(c.Fabric.DNSRefresh)))
+	w.set("replication", quote(c.Fabric.Replication))
 
 	w.table("control")
 	w.set("socket", quote(c.Control.Socket))
@@ -96,6 +113,14 @@ func (w *tomlWriter) table(name string) {
 
 func (w *tomlWriter) set(key, value string) {
 	w.line(key + " = " + value)
+}
+
+func stringArray(list []string) string {
+	quoted := make([]string, len(list))
+	for i, s := range list {
+		quoted[i] = quote(s)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
 }
 
 func prefixArray(list []netip.Prefix) string {

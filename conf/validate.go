@@ -44,6 +44,7 @@ func validate(c *Config, fail reporter) {
 	validateIGMP(&c.IGMP, fail)
 	validatePIM(&c.PIM, fail)
 	validateStatic(c.Static, fail)
+	validateFabric(&c.Fabric, fail)
 	validateControl(&c.Control, fail)
 }
 
@@ -104,6 +105,7 @@ func validatePIM(p *PIM, fail reporter) {
 	if p.SPTSwitchover != "immediate" && p.SPTSwitchover != "never" {
 		fail("pim.spt-switchover", `must be "immediate" or "never", got %s`, quote(p.SPTSwitchover))
 	}
+	validateRPFs(p.RPFs, fail)
 	first := map[netip.Addr]int{}
 	for i, rp := range p.RPs {
 		key := indexKey("pim.rp", i)
@@ -122,6 +124,75 @@ func validatePIM(p *PIM, fail reporter) {
 		}
 		fail.multicastPrefixes(key+".groups", rp.Groups)
 	}
+}
+
+func validateRPFs(list []RPF, fail reporter) {
+	first := map[netip.Prefix]int{}
+	for i, r := range list {
+		key := indexKey("pim.rpf", i)
+		if j, seen := first[r.Prefix]; seen && r.Prefix.IsValid() {
+			fail(key+".prefix", "%s repeats pim.rpf[%d]", r.Prefix, j)
+		} else {
+			first[r.Prefix] = i
+		}
+		switch {
+		case !r.Neighbor.IsValid() && r.Interface == "":
+			fail(key, "give a neighbor, an interface, or both")
+		case r.Neighbor.IsValid() && !isUnicast(r.Neighbor):
+			fail(key+".neighbor", "%s is not a unicast address", r.Neighbor)
+		}
+		if r.Interface != "" {
+			if why := ifNameProblem(r.Interface); why != "" {
+				fail(key+".interface", "%s", why)
+			}
+		}
+	}
+}
+
+func validateFabric(f *Fabric, fail reporter) {
+	for i, p := range f.Peers {
+		if why := peerProblem(p); why != "" {
+			fail(indexKey("fabric.peers", i), "%s", why)
+		}
+	}
+	if f.VNI < 1 || f.VNI > 1<<24-1 {
+		fail("fabric.vni", "%d is out of range 1..%d, the 24 bits of a VXLAN network identifier", f.VNI, 1<<24-1)
+	}
+	if f.Port < 1 || f.Port > 65535 {
+		fail("fabric.port", "%d is not a UDP port", f.Port)
+	}
+	if why := ifNameProblem(f.Interface); why != "" {
+		fail("fabric.interface", "%s", why)
+	}
+	// 68 is the least an IPv4 link may carry (RFC 791); 65535 is the most a VXLAN
+	// device takes.
+	if f.MTU != 0 && (f.MTU < 68 || f.MTU > 65535) {
+		fail("fabric.mtu", "%d is outside 68..65535; 0 chooses it from the underlay", f.MTU)
+	}
+	if f.Underlay != "" {
+		if why := ifNameProblem(f.Underlay); why != "" {
+			fail("fabric.underlay", "%s", why)
+		}
+	}
+	fail.positive("fabric.dns-refresh", f.DNSRefresh)
+	if f.Replication != "selective" && f.Replication != "all" {
+		fail("fabric.replication", `must be "selective" or "all", got %s`, quote(f.Replication))
+	}
+}
+
+// peerProblem checks one fabric peer: an IPv4 unicast address or dns:NAME.
+func peerProblem(p string) string {
+	if name, ok := strings.CutPrefix(p, "dns:"); ok {
+		if !validHostname(name) {
+			return fmt.Sprintf("%s is not a valid DNS name", quote(name))
+		}
+		return ""
+	}
+	a, err := netip.ParseAddr(p)
+	if err != nil || !isUnicast(a) {
+		return fmt.Sprintf(`%s is neither an IPv4 unicast address nor "dns:NAME"`, quote(p))
+	}
+	return ""
 }
 
 func validateStatic(list []Static, fail reporter) {
