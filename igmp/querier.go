@@ -306,6 +306,9 @@ func (q *Querier) QuerierAddress() netip.Addr {
 // querier is heard again; zero when no other querier is elected.
 func (q *Querier) OtherQuerierExpires() time.Time { return q.timeOf(q.otherQuerierUntil) }
 
+// HasMembers reports whether any group has members on the interface.
+func (q *Querier) HasMembers() bool { return len(q.index) > 0 }
+
 // Stats returns the counters.
 func (q *Querier) Stats() Stats { return q.stats }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 )
@@ -213,6 +214,27 @@ func (s *Socket) DelMFC(source, group netip.Addr) error {
 func (s *Socket) Flush(f FlushFlags) error {
 	if err := s.setsockoptInt(mrtFlush, int(f)); err != nil {
 		return fmt.Errorf("mroute: flush (flags %#x): %w", int(f), err)
+	}
+	return nil
+}
+
+// OnlyUpcalls has the socket keep the kernel's upcalls and drop the IGMP packets
+// the kernel also delivers to it as a raw IGMP socket, before they queue: for a
+// router that hears IGMP some other way.
+func (s *Socket) OnlyUpcalls() error {
+	// An upcall's struct igmpmsg has im_mbz, always 0, where an IP header has its
+	// protocol, which is 2 for IGMP.
+	prog, err := bpf.Assemble([]bpf.Instruction{
+		bpf.LoadAbsolute{Off: igmpmsgMbz, Size: 1},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: 1},
+		bpf.RetConstant{Val: 1 << 18}, // all of it: a whole-packet upcall carries a packet
+		bpf.RetConstant{Val: 0},
+	})
+	if err == nil {
+		err = ipv4.NewPacketConn(s.conn).SetBPF(prog)
+	}
+	if err != nil {
+		return fmt.Errorf("mroute: table %d: upcall filter: %w", s.table, err)
 	}
 	return nil
 }

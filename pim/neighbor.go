@@ -366,6 +366,9 @@ func (i *Interface) Neighbor(a netip.Addr) (Neighbor, bool) {
 	return n.view(), true
 }
 
+// HasNeighbors reports whether any PIM router is heard on the interface.
+func (i *Interface) HasNeighbors() bool { return len(i.neighbors) > 0 }
+
 // DR returns the designated router, or the zero address when stopped.
 func (i *Interface) DR() netip.Addr { return i.dr }
 

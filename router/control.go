@@ -206,6 +206,7 @@ func (r *Router) routesView() (api.Routes, error) {
 		out.Routes = append(out.Routes, v)
 	}
 	out.Routes = append(out.Routes, r.sharedTreeViews(now)...)
+	out.Routes = r.markUnroutable(out.Routes, now)
 	slices.SortFunc(out.Routes, func(a, b api.Route) int {
 		return compareSG(a.Source, a.Group, b.Source, b.Group)
 	})
@@ -240,6 +241,34 @@ func (r *Router) sharedTreeViews(now time.Time) []api.Route {
 		out = append(out, v)
 	}
 	return out
+}
+
+// markUnroutable flags the routes of sources that send with too low a TTL, and
+// shows those that have no route, which the kernel never asked about: it drops
+// their packets before it would.
+func (r *Router) markUnroutable(routes []api.Route, now time.Time) []api.Route {
+	keys := r.unroutableKeys(now)
+	if len(keys) == 0 {
+		return routes
+	}
+	at := make(map[sgKey]int, len(routes))
+	for i, v := range routes {
+		s, _ := netip.ParseAddr(v.Source)
+		g, _ := netip.ParseAddr(v.Group)
+		at[sgKey{Source: s, Group: g}] = i
+	}
+	for _, key := range keys {
+		u := r.unroutable[key]
+		i, ok := at[key]
+		if !ok {
+			routes = append(routes, api.Route{Source: key.Source.String(), Group: key.Group.String(), IIF: u.iface,
+				OIFs: []string{}, Protocol: "none", Flags: []string{}, UptimeS: int64(now.Sub(u.first).Seconds())})
+			i = len(routes) - 1
+		}
+		routes[i].Flags = append(routes[i].Flags, "low-ttl")
+		routes[i].Warning = unroutableWarning(key, u)
+	}
+	return routes
 }
 
 // routeFlags explains a route's state in a word or two each.
@@ -309,7 +338,7 @@ func (r *Router) nameOf(index int) string {
 func (r *Router) interfacesView() api.Interfaces {
 	out := api.Interfaces{Interfaces: make([]api.Interface, 0, len(r.ifaces))}
 	for _, ifc := range r.ifaces {
-		settings, enabled := r.cfg.InterfaceFor(ifc.name)
+		settings, enabled := r.settingsFor(ifc)
 		v := api.Interface{
 			Name: ifc.name, Index: ifc.index, VIF: ifc.vif, Addresses: []string{},
 			Up: ifc.flags&net.FlagUp != 0, IGMP: enabled && settings.IGMP, PIM: enabled && settings.PIM,
@@ -330,6 +359,7 @@ func (r *Router) interfacesView() api.Interfaces {
 				DRPriority: settings.DRPriority, GenerationID: p.GenerationID(), Neighbors: len(p.Neighbors()),
 			}
 		}
+		v.VIFReason = ifc.vifReason
 		switch {
 		case ifc.hasVIF():
 			v.State = "active"
@@ -338,10 +368,12 @@ func (r *Router) interfacesView() api.Interfaces {
 			}
 		case !enabled:
 			v.State = "disabled"
-		case !v.Up:
+		case !r.eligible(ifc):
 			v.State = "down"
-		default:
+		case ifc.vifRefused:
 			v.State = "no-vif"
+		default:
+			v.State = "idle"
 		}
 		out.Interfaces = append(out.Interfaces, v)
 	}
@@ -459,6 +491,8 @@ func (r *Router) statusView() api.Status {
 	cs["mrt_queue_full"] = r.mrtReader.queueFull.Load()
 	cs["pim_read_errors"] = r.pimReader.readErrors.Load()
 	cs["pim_queue_full"] = r.pimReader.queueFull.Load()
+	cs["tap_read_errors"] = r.tapReader.readErrors.Load()
+	cs["tap_queue_full"] = r.tapReader.queueFull.Load()
 	for _, ifc := range r.ifaces {
 		if ifc.querier != nil {
 			st := ifc.querier.Stats()
@@ -472,11 +506,24 @@ func (r *Router) statusView() api.Status {
 			installed++
 		}
 	}
+	watched := 0
+	for _, ifc := range r.ifaces {
+		if ifc.querier != nil || ifc.pim != nil {
+			watched++
+		}
+	}
+	now := r.now()
+	unroutable := []api.UnroutableSource{}
+	for _, key := range r.unroutableKeys(now) {
+		u := r.unroutable[key]
+		unroutable = append(unroutable, api.UnroutableSource{Source: key.Source.String(), Group: key.Group.String(),
+			Interface: u.iface, TTL: int(u.ttl), SinceS: int64(now.Sub(u.first).Seconds())})
+	}
 	return api.Status{
-		Version: r.version, UptimeS: int64(r.now().Sub(r.started).Seconds()),
+		Version: r.version, UptimeS: int64(now.Sub(r.started).Seconds()),
 		ConfigFile: r.cfg.File, Table: r.cfg.Router.Table,
-		VIFs: r.vifs.Used(), MaxVIFs: mroute.MaxVIFs, Routes: installed,
-		Counters: cs, Warnings: nonNil(r.warnings()),
+		VIFs: r.vifs.Used(), MaxVIFs: mroute.MaxVIFs, Interfaces: watched, Routes: installed,
+		Unroutable: unroutable, Counters: cs, Warnings: nonNil(r.warnings()),
 	}
 }
 

@@ -140,10 +140,19 @@ func (f *fakeMRT) entry(r *Router, key sgKey) (iif string, oifs []string, ok boo
 	return name(e.IIF), oifs, true
 }
 
-// fakeFIB is a unicast routing table: the longest prefix wins.
+// fakeFIB is a unicast routing table: the longest prefix wins. Interfaces without
+// an address of their own send from node.
 type fakeFIB struct {
 	routes  map[netip.Prefix]fibRoute
+	node    netip.Addr
 	lookups int
+}
+
+func (f *fakeFIB) Source(int) (netip.Addr, error) {
+	if !f.node.IsValid() {
+		return netip.Addr{}, io.EOF
+	}
+	return f.node, nil
 }
 
 func (f *fakeFIB) Route(addr netip.Addr) (fibRoute, error) {
@@ -174,9 +183,6 @@ type fakePIM struct {
 	sent   []sentPIM
 	closed chan struct{}
 }
-
-func (f *fakePIM) join(int) error { return nil }
-func (f *fakePIM) leave(int)      {}
 
 func (f *fakePIM) record(ifindex int, src, dst netip.Addr, b []byte) error {
 	m, err := pim.Decode(b)
@@ -213,13 +219,36 @@ func (f *fakePIM) take() []sentPIM {
 // fakeIGMP counts the queries sent.
 type fakeIGMP struct{ queries int }
 
-func (f *fakeIGMP) join(int) error { return nil }
-func (f *fakeIGMP) leave(int)      {}
 func (f *fakeIGMP) sendQuery(int, netip.Addr, netip.Addr, *igmp.Query) error {
 	f.queries++
 	return nil
 }
 func (f *fakeIGMP) Close() error { return nil }
+
+// fakeTap hands the router what a test sends on packets, and records the
+// interfaces it is told to leave out.
+type fakeTap struct {
+	packets  chan tapped
+	mu       sync.Mutex
+	excluded []int
+}
+
+func (f *fakeTap) Read([]byte) (tapped, error) {
+	p, ok := <-f.packets
+	if !ok {
+		return tapped{}, net.ErrClosed
+	}
+	return p, nil
+}
+
+func (f *fakeTap) Exclude(ifindexes []int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.excluded = slices.Clone(ifindexes)
+	return nil
+}
+
+func (f *fakeTap) Close() error { return nil }
 
 // fakeClock is a clock that moves only when told.
 type fakeClock struct {
@@ -247,6 +276,7 @@ type lab struct {
 	fib   *fakeFIB
 	pim   *fakePIM
 	igmp  *fakeIGMP
+	tap   *fakeTap
 	net   *fakeNet
 	clock *fakeClock
 }
@@ -258,11 +288,12 @@ func newLab(t *testing.T, cfgText string) *lab {
 		t.Fatal(err)
 	}
 	l := &lab{t: t, mrt: newFakeMRT(), fib: &fakeFIB{routes: make(map[netip.Prefix]fibRoute)},
-		pim: &fakePIM{closed: make(chan struct{})}, igmp: &fakeIGMP{}, net: &fakeNet{addrs: make(map[int][]netip.Prefix), events: make(chan netwatch.Event)},
+		pim: &fakePIM{closed: make(chan struct{})}, igmp: &fakeIGMP{}, tap: &fakeTap{packets: make(chan tapped, 16)}, net: &fakeNet{addrs: make(map[int][]netip.Prefix), events: make(chan netwatch.Event)},
 		clock: &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
 	l.r = newState(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	l.r.clock, l.r.mrt, l.r.fib, l.r.pimIO, l.r.igmp, l.r.links = l.clock.now, l.mrt, l.fib, l.pim, l.igmp, l.net
-	t.Cleanup(func() { close(l.pim.closed) })
+	l.r.tap = l.tap
+	t.Cleanup(func() { close(l.pim.closed); close(l.tap.packets) })
 	return l
 }
 
@@ -357,6 +388,17 @@ func igmpMessage(t *testing.T, src, dst netip.Addr, m interface{ Marshal() ([]by
 	return pkt
 }
 
+// dataPacket is the IP header of a UDP packet from src to group with a TTL, as the
+// tap passes it.
+func dataPacket(src, group netip.Addr, ttl uint8) []byte {
+	pkt := make([]byte, 28)
+	pkt[0], pkt[8], pkt[9] = 0x45, ttl, 17
+	binary.BigEndian.PutUint16(pkt[2:4], uint16(len(pkt)))
+	copy(pkt[12:16], src.AsSlice())
+	copy(pkt[16:20], group.AsSlice())
+	return pkt
+}
+
 // receivePIM has a neighbour send a PIM message on an interface.
 func (l *lab) receivePIM(ifc *iface, from string, m mrib.Message) {
 	l.t.Helper()
@@ -386,8 +428,18 @@ func (l *lab) hello(ifc *iface, from string) {
 	l.receivePIM(ifc, from, &pim.Hello{})
 }
 
-// upcall hands the router a kernel upcall for (S,G) on an interface's VIF.
+// upcall hands the router a kernel upcall for (S,G) on an interface's VIF. The
+// kernel raises none on an interface without a VIF: there the tap sees the packet
+// first, and the VIF it gets makes the upcall.
 func (l *lab) upcall(typ mroute.UpcallType, ifc *iface, s, g netip.Addr, pkt []byte) {
+	l.t.Helper()
+	if !ifc.hasVIF() {
+		l.r.handleSighting(sighting{ifindex: ifc.index, source: s, group: g, ttl: 64}, l.r.now())
+		l.settle()
+		if !ifc.hasVIF() {
+			l.t.Fatalf("a source on %s got no VIF", ifc.name)
+		}
+	}
 	l.r.handleUpcall(mroute.Upcall{Type: typ, VIF: uint16(ifc.vif), Source: s, Group: g, Packet: pkt})
 	l.settle()
 }

@@ -20,6 +20,18 @@ func (r *Router) warnings() []string {
 			out = append(out, fmt.Sprintf("%s: strict rp_filter drops multicast from sources not routed via this interface (set net.ipv4.conf.%s.rp_filter=2 or 0)", ifc.name, ifc.name))
 		}
 	}
+	var waiting []string
+	for _, ifc := range r.sortedInterfaces() {
+		if ifc.vifRefused {
+			waiting = append(waiting, ifc.name)
+		}
+	}
+	if len(waiting) > 0 {
+		out = append(out, fmt.Sprintf("no VIF for %s: all %d of the kernel's VIFs are in use", strings.Join(waiting, ", "), r.vifs.Used()))
+	}
+	for _, key := range r.unroutableKeys(r.now()) {
+		out = append(out, unroutableWarning(key, r.unroutable[key]))
+	}
 	if r.vifs.Used() > 0 && sysctlInt("all", "mc_forwarding") == 0 {
 		out = append(out, "net.ipv4.conf.all.mc_forwarding is 0: the kernel is not forwarding multicast")
 	}

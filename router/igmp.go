@@ -33,6 +33,20 @@ func (i *iface) connected(addr netip.Addr) bool {
 	return false
 }
 
+// onLink reports whether addr is on the interface's link: on one of its subnets,
+// or, for an interface without an address of its own (a routed pod veth), routed
+// straight out of it, with no gateway.
+func (r *Router) onLink(ifc *iface, addr netip.Addr) bool {
+	if ifc.connected(addr) {
+		return true
+	}
+	if len(ifc.addresses) > 0 {
+		return false
+	}
+	rt, ok := r.fibRoute(addr)
+	return ok && rt.ifindex == ifc.index && !rt.gateway.IsValid() && !rt.local
+}
+
 // own reports whether addr is one of the interface's addresses: our own packets
 // looped back.
 func (i *iface) own(addr netip.Addr) bool {
@@ -56,31 +70,39 @@ func (i *iface) primary() netip.Addr {
 // updateQuerier starts, stops or readdresses the interface's IGMP querier to match
 // its VIF, its addresses and the config.
 func (r *Router) updateQuerier(ifc *iface, now time.Time) {
-	settings, enabled := r.cfg.InterfaceFor(ifc.name)
-	want := ifc.hasVIF() && enabled && settings.IGMP && r.igmp != nil
+	settings, enabled := r.settingsFor(ifc)
+	want := r.eligible(ifc) && enabled && settings.IGMP && r.igmp != nil
 	switch {
 	case want && ifc.querier == nil:
-		if err := r.igmp.join(ifc.index); err != nil {
-			r.counters.inc("igmp_join_errors")
-			r.log.Error("IGMP on interface", "interface", ifc.name, "err", err)
-			return
-		}
-		ifc.querierSelf = ifc.primary()
+		ifc.querierSelf = r.querierAddress(ifc)
 		ifc.querier = igmp.NewQuerier(r.igmpConfig(), ifc.querierSelf)
 		r.memberIfaces = nil
-		r.log.Info("IGMP querier started", "interface", ifc.name, "address", ifc.primary())
+		r.log.Info("IGMP querier started", "interface", ifc.name, "address", ifc.querierSelf)
 		r.igmpActions(ifc, ifc.querier.Start(now))
 	case !want && ifc.querier != nil:
 		q := ifc.querier
 		ifc.querier = nil // membership of this interface no longer counts
 		r.memberIfaces = nil
-		r.igmp.leave(ifc.index)
 		r.igmpActions(ifc, q.Stop())
 		r.log.Info("IGMP querier stopped", "interface", ifc.name)
-	case want && ifc.querierSelf != ifc.primary():
-		ifc.querierSelf = ifc.primary()
+	case want && ifc.querierSelf != r.querierAddress(ifc):
+		ifc.querierSelf = r.querierAddress(ifc)
 		r.igmpActions(ifc, ifc.querier.SetAddress(ifc.querierSelf, now))
 	}
+}
+
+// querierAddress is the address the interface's querier speaks from: its own, or
+// on an interface without one (a routed pod veth, which reaches the node by proxy
+// ARP), the node's address the kernel would send from there.
+func (r *Router) querierAddress(ifc *iface) netip.Addr {
+	if a := ifc.primary(); a.IsValid() {
+		return a
+	}
+	a, err := r.fib.Source(ifc.index)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a
 }
 
 // handleIGMP passes a received IGMP packet to the querier of its interface.
@@ -103,7 +125,7 @@ func (r *Router) handleIGMP(pkt []byte, ifindex int, now time.Time) {
 	if ifc.own(src) {
 		return
 	}
-	if err := igmp.CheckAddresses(src, dst, msg, ifc.connected); err != nil {
+	if err := igmp.CheckAddresses(src, dst, msg, func(a netip.Addr) bool { return r.onLink(ifc, a) }); err != nil {
 		r.counters.inc("igmp_refused")
 		var de *igmp.DecodeError
 		if errors.As(err, &de) {
@@ -121,7 +143,7 @@ func (r *Router) igmpActions(ifc *iface, actions []igmp.Action) {
 	for _, a := range actions {
 		switch a := a.(type) {
 		case igmp.SendQuery:
-			if err := r.igmp.sendQuery(ifc.index, ifc.primary(), a.Dst, &a.Query); err != nil {
+			if err := r.igmp.sendQuery(ifc.index, ifc.querierSelf, a.Dst, &a.Query); err != nil {
 				r.counters.inc("igmp_send_errors")
 				r.log.Warn("send IGMP query", "interface", ifc.name, "err", err)
 				continue

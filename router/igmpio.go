@@ -9,30 +9,21 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/mrouterd/mrouterd/igmp"
-	"github.com/mrouterd/mrouterd/mroute"
 )
 
-// igmpConn is how the loop speaks IGMP; igmpIO is the kernel's.
+// igmpConn is how the loop speaks IGMP; igmpIO is the kernel's. Reports arrive
+// through the packet tap.
 type igmpConn interface {
-	join(ifindex int) error
-	leave(ifindex int)
 	sendQuery(ifindex int, src, dst netip.Addr, q *igmp.Query) error
 	Close() error
 }
 
-// igmpIO sends IGMP queries and joins the groups routers must hear reports on. Reports
-// arrive on the multicast routing socket, which sees every IGMP packet the kernel
-// delivers to the router.
+// igmpIO sends IGMP queries.
 type igmpIO struct {
-	send   *ipv4.RawConn
-	listen *ipv4.PacketConn // the multicast routing socket, for group joins
+	send *ipv4.RawConn
 }
 
-// reportGroups are where hosts send reports: IGMPv3 reports go to 224.0.0.22, and v2
-// leaves to 224.0.0.2; without a join the kernel does not deliver them.
-var reportGroups = []netip.Addr{igmp.AllV3Routers, igmp.AllRouters}
-
-func openIGMP(mrt *mroute.Socket) (*igmpIO, error) {
+func openIGMP() (*igmpIO, error) {
 	c, err := net.ListenPacket("ip4:2", "0.0.0.0")
 	if err != nil {
 		return nil, fmt.Errorf("IGMP send socket: %w", err)
@@ -53,29 +44,10 @@ func openIGMP(mrt *mroute.Socket) (*igmpIO, error) {
 		raw.Close()
 		return nil, fmt.Errorf("IGMP send socket: %w", err)
 	}
-	return &igmpIO{send: raw, listen: ipv4.NewPacketConn(mrt.IPConn())}, nil
+	return &igmpIO{send: raw}, nil
 }
 
 func (io *igmpIO) Close() error { return io.send.Close() }
-
-// join subscribes the router to the report groups on an interface.
-func (io *igmpIO) join(ifindex int) error {
-	ifi := &net.Interface{Index: ifindex}
-	for _, g := range reportGroups {
-		if err := io.listen.JoinGroup(ifi, &net.IPAddr{IP: g.AsSlice()}); err != nil {
-			return fmt.Errorf("join %s: %w", g, err)
-		}
-	}
-	return nil
-}
-
-// leave undoes join; the interface may already be gone, so errors are not reported.
-func (io *igmpIO) leave(ifindex int) {
-	ifi := &net.Interface{Index: ifindex}
-	for _, g := range reportGroups {
-		_ = io.listen.LeaveGroup(ifi, &net.IPAddr{IP: g.AsSlice()})
-	}
-}
 
 // sendQuery sends a query out of one interface from the given source address, with
 // TTL 1, the Internet Control precedence and the Router Alert option (RFC 3376 4).

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mrouterd/mrouterd/conf"
 	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
@@ -27,6 +28,12 @@ type iface struct {
 
 	querier     *igmp.Querier // nil when IGMP is off here
 	querierSelf netip.Addr    // the address the querier was given
+
+	// vifReason is what the interface has to route ("members", "routes", ...), ""
+	// for nothing; vifRefused is set while it waits for a VIF none is free for.
+	vifReason   string
+	vifRefused  bool
+	sourceUntil time.Time // a source was seen sending here: it holds a VIF until then
 
 	pim     *pim.Interface // nil when PIM is off here
 	pimSelf netip.Addr     // the address PIM speaks from
@@ -120,7 +127,9 @@ func (r *Router) linkSeen(attrs netwatch.Link) {
 	}
 	ifc.flags = attrs.Flags
 	ifc.register = isRegister(attrs.Name)
-	r.updateVIF(ifc)
+	now := r.now()
+	r.updateProtocols(ifc, now)
+	r.updateVIF(ifc, now)
 }
 
 func (r *Router) linkGone(index int) {
@@ -132,6 +141,7 @@ func (r *Router) linkGone(index int) {
 
 func (r *Router) removeInterface(ifc *iface) {
 	r.releaseVIF(ifc)
+	ifc.flags = 0 // gone: no longer eligible
 	r.updateProtocols(ifc, r.now())
 	delete(r.ifaces, ifc.name)
 }
@@ -158,22 +168,64 @@ func (r *Router) byIndex(index int) *iface {
 	return nil
 }
 
-// wantsVIF says whether the config and the link's state call for a VIF: the link is
-// up, can do multicast, is not loopback, and a config block enables it.
-func (r *Router) wantsVIF(ifc *iface) bool {
+// eligible says whether the config and the link's state let the interface route:
+// it is up with a carrier, can do multicast, is not loopback, and a config block
+// enables it. IGMP and PIM run on every eligible interface; a VIF comes only with
+// something to route (vifDemand).
+func (r *Router) eligible(ifc *iface) bool {
 	// Running is the carrier: a link whose far end went away forwards nothing, and
 	// the state learned over it must go at once, not when its timers run out.
 	if ifc.register || ifc.flags&net.FlagUp == 0 || ifc.flags&net.FlagRunning == 0 ||
 		ifc.flags&net.FlagLoopback != 0 || ifc.flags&net.FlagMulticast == 0 {
 		return false
 	}
-	_, ok := r.cfg.InterfaceFor(ifc.name)
+	_, ok := r.settingsFor(ifc)
 	return ok
 }
 
-// updateVIF adds or removes the interface's VIF to match wantsVIF, and its querier
-// with it.
-func (r *Router) updateVIF(ifc *iface) {
+// settingsFor is the config for an interface: its [[interface]] block's, or for
+// the fabric, PIM and nothing else, whatever the blocks say.
+func (r *Router) settingsFor(ifc *iface) (conf.Interface, bool) {
+	if r.isFabric(ifc) {
+		return conf.Interface{Match: ifc.name, PIM: true, DRPriority: 1}, true
+	}
+	return r.cfg.InterfaceFor(ifc.name)
+}
+
+// isFabric reports whether the interface is the node fabric's.
+func (r *Router) isFabric(ifc *iface) bool {
+	return r.cfg.Fabric.Enabled() && ifc.name == r.cfg.Fabric.Interface
+}
+
+// vifDemand names what an eligible interface has to route, "" when nothing. The
+// kernel has 32 VIFs per table, the register VIF included, and a node can have
+// hundreds of pod interfaces: a VIF is held only while the interface has IGMP
+// members, PIM neighbours, routes that name it, or a source seen sending there.
+func (r *Router) vifDemand(ifc *iface, now time.Time) string {
+	switch {
+	case !r.eligible(ifc):
+		return ""
+	case r.isFabric(ifc):
+		return "fabric"
+	case ifc.querier != nil && ifc.querier.HasMembers():
+		return "members"
+	case ifc.pim != nil && ifc.pim.HasNeighbors():
+		return "neighbors"
+	case r.rib.Uses(ifc.name) > 0:
+		return "routes"
+	case now.Before(ifc.sourceUntil):
+		return "source"
+	}
+	return ""
+}
+
+// sourceHold is how long a source seen on an interface without a VIF keeps the VIF
+// it is given: long enough for its next packet to reach the kernel's upcall and
+// become a route, which then holds the VIF itself.
+const sourceHold = 10 * time.Second
+
+// updateVIF gives the interface a VIF or takes it back, to match vifDemand.
+func (r *Router) updateVIF(ifc *iface, now time.Time) {
 	if ifc.register {
 		// The register device is the register VIF's, which the router manages itself.
 		ifc.vif = -1
@@ -183,23 +235,51 @@ func (r *Router) updateVIF(ifc *iface) {
 		r.reconcileWanted = true
 		return
 	}
-	want := r.wantsVIF(ifc)
-	switch {
-	case want && !ifc.hasVIF():
-		r.addVIF(ifc)
-	case !want && ifc.hasVIF():
-		r.releaseVIF(ifc)
+	if r.takeDemand(ifc, now) {
+		r.addVIF(ifc, ifc.vifReason)
 	}
-	r.updateProtocols(ifc, r.now())
 }
 
-func (r *Router) addVIF(ifc *iface) {
+// updateVIFs brings every interface's VIF in line with its demand: VIFs given
+// back first, so that an interface waiting for one gets it in the same pass.
+func (r *Router) updateVIFs(now time.Time) {
+	var adds []*iface
+	for _, ifc := range r.ifaces {
+		if !ifc.register && r.takeDemand(ifc, now) {
+			adds = append(adds, ifc)
+		}
+	}
+	slices.SortFunc(adds, func(a, b *iface) int { return a.index - b.index })
+	for _, ifc := range adds {
+		r.addVIF(ifc, ifc.vifReason)
+	}
+}
+
+// takeDemand records what the interface has to route, gives back a VIF it no
+// longer needs, and reports whether it needs one it lacks.
+func (r *Router) takeDemand(ifc *iface, now time.Time) bool {
+	ifc.vifReason = r.vifDemand(ifc, now)
+	if ifc.vifReason == "" {
+		ifc.vifRefused = false
+		r.releaseVIF(ifc)
+		return false
+	}
+	return !ifc.hasVIF()
+}
+
+func (r *Router) addVIF(ifc *iface, why string) {
 	vif, err := r.vifs.Alloc(ifc.name)
 	if err != nil {
-		r.counters.inc("vif_exhausted")
-		r.log.Error("no VIF for interface", "interface", ifc.name, "err", err)
+		// Counted and logged once each time the interface starts to wait: every
+		// event retries, and would otherwise flood both.
+		if !ifc.vifRefused {
+			ifc.vifRefused = true
+			r.counters.inc("vif_exhausted")
+			r.log.Warn("no VIF for interface: every VIF is in use", "interface", ifc.name, "needs", why, "vifs", r.vifs.Used())
+		}
 		return
 	}
+	ifc.vifRefused = false
 	if err := r.mrt.AddVIF(mroute.VIF{Index: vif, IfIndex: ifc.index, Threshold: 1}); err != nil {
 		r.vifs.Free(vif)
 		r.counters.inc("vif_errors")
@@ -207,7 +287,7 @@ func (r *Router) addVIF(ifc *iface) {
 		return
 	}
 	ifc.vif = int(vif)
-	r.log.Info("interface active", "interface", ifc.name, "ifindex", ifc.index, "vif", vif)
+	r.log.Info("interface active", "interface", ifc.name, "ifindex", ifc.index, "vif", vif, "for", why)
 	r.reconcileWanted = true
 }
 

@@ -46,6 +46,9 @@ type netState interface {
 // fib answers which unicast route the kernel would take to an address.
 type fib interface {
 	Route(addr netip.Addr) (fibRoute, error)
+	// Source is the address the kernel sends multicast from out of an interface:
+	// its own, or, on one without any, another of the host's.
+	Source(ifindex int) (netip.Addr, error)
 }
 
 // fibRoute is the kernel's best unicast route to an address.
@@ -59,6 +62,22 @@ type fibRoute struct {
 
 // netlinkFIB asks the kernel with RTM_GETROUTE.
 type netlinkFIB struct{}
+
+func (netlinkFIB) Source(ifindex int) (netip.Addr, error) {
+	routes, err := netlink.RouteGetWithOptions(allHosts.AsSlice(), &netlink.RouteGetOptions{OifIndex: ifindex})
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, rt := range routes {
+		if src, ok := netip.AddrFromSlice(rt.Src.To4()); ok && rt.Src != nil {
+			return src, nil
+		}
+	}
+	return netip.Addr{}, unix.EADDRNOTAVAIL
+}
+
+// allHosts is the group whose route says which source an interface sends from.
+var allHosts = netip.AddrFrom4([4]byte{224, 0, 0, 1})
 
 func (netlinkFIB) Route(addr netip.Addr) (fibRoute, error) {
 	routes, err := netlink.RouteGet(addr.AsSlice())

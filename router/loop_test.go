@@ -231,8 +231,16 @@ func TestRun(t *testing.T) {
 	if !l.mrt.pim {
 		t.Error("PIM mode off")
 	}
-	l.mrt.messages <- mroute.Message{Packet: reportPacket(t, "10.0.2.5", exclude(grp1)), IfIndex: 12}
-	l.mrt.messages <- mroute.Message{Upcall: &mroute.Upcall{Type: mroute.NoCache, VIF: 0, Source: hostSrc, Group: grp1}}
+	// A member joins on eth2, and a source sends on eth1: the tap hears both, and
+	// each interface gets a VIF.
+	l.tap.packets <- tapped{data: reportPacket(t, "10.0.2.5", exclude(grp1)), ifindex: 12}
+	l.tap.packets <- tapped{data: dataPacket(hostSrc, grp1, 64), ifindex: 11}
+	var vif int
+	l.eventually("the source's interface has a VIF", func() bool {
+		vif = l.r.ifaces["eth1"].vif
+		return vif >= 0
+	})
+	l.mrt.messages <- mroute.Message{Upcall: &mroute.Upcall{Type: mroute.NoCache, VIF: uint16(vif), Source: hostSrc, Group: grp1}}
 	l.eventually("the route is installed", func() bool {
 		_, oifs, ok := l.mrt.entry(l.r, sgKey{Source: hostSrc, Group: grp1})
 		return ok && slices.Contains(oifs, "eth2")

@@ -15,7 +15,7 @@ import (
 
 // pimConfig is the PIM configuration of one interface.
 func (r *Router) pimConfig(ifc *iface) pim.InterfaceConfig {
-	settings, _ := r.cfg.InterfaceFor(ifc.name)
+	settings, _ := r.settingsFor(ifc)
 	return pim.InterfaceConfig{
 		HelloInterval:       r.cfg.PIM.HelloInterval,
 		DRPriority:          settings.DRPriority,
@@ -40,24 +40,18 @@ func rpSet(cfg *conf.Config) *pim.RPSet {
 // updatePIM starts, stops or restarts PIM on an interface to match its VIF, its
 // address and the config.
 func (r *Router) updatePIM(ifc *iface, now time.Time) {
-	settings, enabled := r.cfg.InterfaceFor(ifc.name)
-	want := ifc.hasVIF() && enabled && settings.PIM && r.pimIO != nil && ifc.primary().IsValid()
+	settings, enabled := r.settingsFor(ifc)
+	want := r.eligible(ifc) && enabled && settings.PIM && r.pimIO != nil && ifc.primary().IsValid()
 	if ifc.pim != nil && (!want || ifc.pimSelf != ifc.primary()) {
 		// A new address is a new neighbour to the others: say goodbye from the old one
 		// and start again with a new generation ID.
 		r.pimActions(ifc, ifc.pim.Stop(now))
 		ifc.pim = nil
-		r.pimIO.leave(ifc.index)
 		r.treeActions(r.rib.Tree().RemoveLink(now, ifc.name))
 		r.paths.stale = true
 		r.log.Info("PIM stopped", "interface", ifc.name)
 	}
 	if !want || ifc.pim != nil {
-		return
-	}
-	if err := r.pimIO.join(ifc.index); err != nil {
-		r.counters.inc("pim_join_errors")
-		r.log.Error("PIM on interface", "interface", ifc.name, "err", err)
 		return
 	}
 	ifc.pimSelf = ifc.primary()

@@ -85,6 +85,6 @@ func registerStopRefusal(rp netip.Addr, hasRP bool, src netip.Addr) string {
 
 // allowedNeighbors is the interface's allowed-neighbors setting.
 func (r *Router) allowedNeighbors(ifc *iface) []netip.Prefix {
-	settings, _ := r.cfg.InterfaceFor(ifc.name)
+	settings, _ := r.settingsFor(ifc)
 	return settings.AllowedNeighbors
 }

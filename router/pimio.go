@@ -14,15 +14,15 @@ var allPIMRouters = netip.AddrFrom4([4]byte{224, 0, 0, 13})
 
 // pimConn is how the loop speaks PIM; pimIO is the kernel's.
 type pimConn interface {
-	join(ifindex int) error
-	leave(ifindex int)
 	send(ifindex int, src netip.Addr, msg []byte) error
 	sendTo(src, dst netip.Addr, msg []byte) error
 	read(buf []byte) (pimPacket, error)
 	Close() error
 }
 
-// pimIO is the raw PIM socket: hellos in and out of every PIM interface.
+// pimIO is the raw PIM socket. It sends every PIM message, and receives the
+// unicast ones (Register, Register-Stop); those to ALL-PIM-ROUTERS arrive through
+// the packet tap, which needs no group join per interface.
 type pimIO struct {
 	conn *ipv4.PacketConn
 }
@@ -39,6 +39,7 @@ func openPIM() (*pimIO, error) {
 		pc.SetMulticastTTL(1),
 		pc.SetMulticastLoopback(false),
 		pc.SetTOS(0xc0), // Internet Control precedence, like every routing protocol
+		multicastAllOff(c.(*net.IPConn)),
 	}
 	for _, err := range setup {
 		if err != nil {
@@ -73,16 +74,25 @@ func setReceiveBuffer(c *net.IPConn, size int) error {
 	return opErr
 }
 
+// multicastAllOff stops the socket receiving multicast to groups it did not join
+// itself (IP_MULTICAST_ALL): another program's join of ALL-PIM-ROUTERS would
+// otherwise deliver each hello twice, here and through the tap.
+func multicastAllOff(c *net.IPConn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var opErr error
+	err = raw.Control(func(fd uintptr) {
+		opErr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
+	})
+	if err != nil {
+		return err
+	}
+	return opErr
+}
+
 func (p *pimIO) Close() error { return p.conn.Close() }
-
-func (p *pimIO) join(ifindex int) error {
-	return p.conn.JoinGroup(&net.Interface{Index: ifindex}, &net.IPAddr{IP: allPIMRouters.AsSlice()})
-}
-
-// leave undoes join; the interface may already be gone, so errors are not reported.
-func (p *pimIO) leave(ifindex int) {
-	_ = p.conn.LeaveGroup(&net.Interface{Index: ifindex}, &net.IPAddr{IP: allPIMRouters.AsSlice()})
-}
 
 // send writes one PIM message to ALL-PIM-ROUTERS out of an interface.
 func (p *pimIO) send(ifindex int, src netip.Addr, msg []byte) error {

@@ -50,6 +50,7 @@ type Router struct {
 	links  netState
 	igmp   igmpConn
 	pimIO  pimConn
+	tap    packetTap // nil where none could be opened: IGMP, PIM and sources are not heard
 	vifs   *mroute.VIFTable
 	ifaces map[string]*iface // by name
 	rps    *pim.RPSet
@@ -60,8 +61,12 @@ type Router struct {
 	joinsHeld    time.Time // since when the Tree holds Join/Prunes back; zero when it holds none
 	regVIF       int       // the register VIF, -1 when there is none
 
-	counters             counters
-	mrtReader, pimReader readerStats
+	counters                        counters
+	mrtReader, pimReader, tapReader readerStats
+	// tapExcluded are the interfaces the tap's filter leaves data packets out for.
+	tapExcluded []int
+	// unroutable are sources seen sending with a TTL the kernel does not forward.
+	unroutable map[sgKey]*unroutable
 	// kernelByKey is the last MFC dump, used for counters and idle detection.
 	kernelByKey map[sgKey]mroute.KernelEntry
 	// installed is what the router last put in the MFC, per entry, and the RIB's
@@ -107,7 +112,7 @@ func New(opts Options) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	igmpIO, err := openIGMP(mrt)
+	igmpIO, err := openIGMP()
 	if err != nil {
 		mrt.Close()
 		return nil, err
@@ -118,13 +123,28 @@ func New(opts Options) (*Router, error) {
 		mrt.Close()
 		return nil, err
 	}
+	// IGMP arrives through the tap, on every interface; the MRT socket keeps only
+	// the kernel's upcalls, or each report would arrive twice.
+	tap, err := openTap()
+	if err == nil {
+		err = mrt.OnlyUpcalls()
+	}
+	if err != nil {
+		if tap != nil {
+			tap.Close()
+		}
+		pimIO.Close()
+		igmpIO.Close()
+		mrt.Close()
+		return nil, err
+	}
 	socket := opts.Socket
 	if socket == "" {
 		socket = opts.Config.Control.Socket
 	}
 	r := newState(opts.Config, log)
 	r.load, r.applied, r.version, r.socket = opts.Load, opts.Applied, opts.Version, socket
-	r.mrt, r.igmp, r.pimIO = kernelMRT{mrt}, igmpIO, pimIO
+	r.mrt, r.igmp, r.pimIO, r.tap = kernelMRT{mrt}, igmpIO, pimIO, tap
 	return r, nil
 }
 
@@ -144,6 +164,7 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		kernelByKey: make(map[sgKey]mroute.KernelEntry),
 		installed:   make(map[sgKey]desiredEntry),
 		paths:       pathCache{byAddr: make(map[netip.Addr]*reversePath)},
+		unroutable:  make(map[sgKey]*unroutable),
 		regVIF:      -1,
 		configGen:   1,
 		panics:      make(chan error, 1),
@@ -153,6 +174,7 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 			igmpPackets: make(chan igmpPacket, 1024),
 			pimPackets:  make(chan pimPacket, 1024),
 			netEvents:   make(chan netwatch.Event, 256),
+			sightings:   make(chan sighting, 256),
 		},
 	}
 	r.started = r.now()
@@ -186,6 +208,9 @@ func (r *Router) Run(ctx context.Context, ready func()) (err error) {
 	r.goGuarded("MRT socket reader", func() { r.readMRT(loopCtx) })
 	r.goGuarded("PIM socket reader", func() { r.readPIM(loopCtx) })
 	r.goGuarded("netlink watcher", func() { r.links.Watch(loopCtx, r.in.netEvents) })
+	if r.tap != nil {
+		r.goGuarded("packet tap reader", func() { r.readTap(loopCtx) })
+	}
 
 	if err := r.syncInterfaces(); err != nil {
 		return err
@@ -254,6 +279,8 @@ func (r *Router) loop(ctx context.Context) error {
 			r.handleIGMP(p.data, p.ifindex, r.now())
 		case p := <-r.in.pimPackets:
 			r.handlePIM(p, r.now())
+		case s := <-r.in.sightings:
+			r.handleSighting(s, r.now())
 		case <-protoTimer.C:
 			protoDeadline = time.Time{}
 			r.advanceProtocols(r.now())
@@ -285,6 +312,8 @@ func (r *Router) settle() {
 		r.rerunRPF(r.now())
 	}
 	r.sendAll(r.rib.Refresh(r.now()))
+	r.updateVIFs(r.now())
+	r.updateTap()
 	if r.reconcileWanted {
 		r.reconcile("change")
 	} else if r.rib.Changed() {
@@ -305,11 +334,12 @@ type inbox struct {
 	igmpPackets chan igmpPacket
 	pimPackets  chan pimPacket
 	netEvents   chan netwatch.Event
+	sightings   chan sighting
 }
 
 // queued counts the events waiting for the loop.
 func (in *inbox) queued() int {
-	return len(in.upcalls) + len(in.igmpPackets) + len(in.pimPackets) + len(in.netEvents)
+	return len(in.upcalls) + len(in.igmpPackets) + len(in.pimPackets) + len(in.netEvents) + len(in.sightings)
 }
 
 // sweepInterval is how often learned entries are checked for traffic: often enough
@@ -411,8 +441,9 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 			allowed := r.allowedNeighbors(ifc)
 			r.pimActions(ifc, ifc.pim.Forget(now, func(a netip.Addr) bool { return allowedNeighborRefusal(allowed, a) == "" }))
 		}
-		r.updateVIF(ifc)
+		r.updateProtocols(ifc, now)
 	}
+	r.updateVIFs(now)
 	r.reconcileWanted = true
 	return summary, nil
 }
@@ -422,9 +453,6 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 func (r *Router) shutdown() {
 	now := r.now()
 	for _, ifc := range r.ifaces {
-		if ifc.querier != nil {
-			r.igmp.leave(ifc.index)
-		}
 		if ifc.pim != nil {
 			// Goodbye hellos let neighbours drop us at once, not after the holdtime.
 			r.pimActions(ifc, ifc.pim.Stop(now))
@@ -432,6 +460,9 @@ func (r *Router) shutdown() {
 	}
 	r.igmp.Close()
 	r.pimIO.Close()
+	if r.tap != nil {
+		r.tap.Close()
+	}
 	if err := r.mrt.Flush(mroute.FlushMFC | mroute.FlushVIFs); err != nil {
 		r.log.Warn("flush on exit", "err", err)
 	}
@@ -471,14 +502,12 @@ func (r *Router) goGuarded(where string, fn func()) {
 	}()
 }
 
-// readMRT reads the multicast routing socket: kernel upcalls and IGMP packets.
+// readMRT reads the kernel's upcalls from the multicast routing socket, which
+// passes nothing else (mroute.Socket.OnlyUpcalls).
 func (r *Router) readMRT(ctx context.Context) {
 	buf := make([]byte, 65536)
 	pump(ctx, &r.mrtReader, func() (mroute.Message, error) { return r.mrt.Read(buf) }, func(m mroute.Message) bool {
-		if m.Upcall != nil {
-			return offer(r.in.upcalls, *m.Upcall)
-		}
-		return offer(r.in.igmpPackets, igmpPacket{data: append([]byte(nil), m.Packet...), ifindex: m.IfIndex})
+		return m.Upcall == nil || offer(r.in.upcalls, *m.Upcall)
 	})
 }
 

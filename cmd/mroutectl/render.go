@@ -40,7 +40,15 @@ func renderRoutes(w io.Writer, r api.Routes) error {
 		row(tw, rt.Source, rt.Group, dash(rt.Protocol), dash(rt.IIF), list(rt.OIFs), list(rt.Flags),
 			duration(rt.UptimeS), expiry(rt.ExpiresS), count(rt.Packets), count(rt.Bytes))
 	}
-	return finish(tw, len(r.Routes), "routes")
+	if err := finish(tw, len(r.Routes), "routes"); err != nil {
+		return err
+	}
+	for _, rt := range r.Routes {
+		if rt.Warning != "" {
+			fmt.Fprintf(w, "! %s\n", rt.Warning)
+		}
+	}
+	return nil
 }
 
 func renderMFC(w io.Writer, m api.MFC) error {
@@ -163,6 +171,7 @@ func renderStatus(w io.Writer, s api.Status) error {
 	row(tw, "Config file:", dash(s.ConfigFile))
 	row(tw, "Kernel table:", strconv.FormatUint(uint64(s.Table), 10))
 	row(tw, "VIFs:", fmt.Sprintf("%d of %d", s.VIFs, s.MaxVIFs))
+	row(tw, "Interfaces:", fmt.Sprintf("%d watched", s.Interfaces))
 	row(tw, "Routes:", strconv.Itoa(s.Routes))
 	if err := tw.Flush(); err != nil {
 		return err

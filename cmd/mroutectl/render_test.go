@@ -96,6 +96,7 @@ var sampleViews = []sampleView{
 			"Config file:   /etc/mrouterd/mrouterd.toml\n" +
 			"Kernel table:  0\n" +
 			"VIFs:          3 of 32\n" +
+			"Interfaces:    0 watched\n" +
 			"Routes:        5\n" +
 			"Counters:\n" +
 			"  control_bad_requests  2\n" +
@@ -151,7 +152,7 @@ func TestRenderEmpty(t *testing.T) {
 		{decoded(renderRPMappings), `{}`, "Group Range  RP  Source\n(no RP mappings)\n"},
 		{decoded(renderReload), `{"changed":false,"summary":[]}`, "no change\n"},
 		{decoded(renderStatus), `{"version":"","uptime_s":0,"config_file":"","table":254,"vifs":0,"max_vifs":32,"routes":0,"counters":{},"warnings":[]}`,
-			"Version:       -\nUptime:        0s\nConfig file:   -\nKernel table:  254\nVIFs:          0 of 32\nRoutes:        0\nCounters: none\nWarnings: none\n"},
+			"Version:       -\nUptime:        0s\nConfig file:   -\nKernel table:  254\nVIFs:          0 of 32\nInterfaces:    0 watched\nRoutes:        0\nCounters: none\nWarnings: none\n"},
 	}
 	for _, c := range cases {
 		var out bytes.Buffer

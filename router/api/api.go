@@ -31,6 +31,9 @@ type Route struct {
 	ExpiresS int64    `json:"expires_s"` // 0 when the route does not expire
 	Packets  uint64   `json:"packets"`
 	Bytes    uint64   `json:"bytes"`
+	// Warning says why the route's traffic cannot flow, when mrouterd can tell
+	// (a sender's TTL too low to be forwarded); "" otherwise.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Routes is the reply of GET /v1/routes.
@@ -56,18 +59,23 @@ type MFC struct {
 
 // Interface is one interface mrouterd knows about, with its VIF if it has one.
 type Interface struct {
-	Name       string   `json:"name"`
-	Index      int      `json:"ifindex"`
-	VIF        int      `json:"vif"` // -1 when the interface has no VIF
-	Addresses  []string `json:"addresses"`
-	Up         bool     `json:"up"`
-	IGMP       bool     `json:"igmp"`
-	PIM        bool     `json:"pim"`
-	State      string   `json:"state"` // "active", "down", "disabled", "no-vif"
-	PacketsIn  uint64   `json:"packets_in"`
-	PacketsOut uint64   `json:"packets_out"`
-	BytesIn    uint64   `json:"bytes_in"`
-	BytesOut   uint64   `json:"bytes_out"`
+	Name      string   `json:"name"`
+	Index     int      `json:"ifindex"`
+	VIF       int      `json:"vif"` // -1 when the interface has no VIF
+	Addresses []string `json:"addresses"`
+	Up        bool     `json:"up"`
+	IGMP      bool     `json:"igmp"`
+	PIM       bool     `json:"pim"`
+	// State: "active" (it has a VIF), "idle" (watched, with nothing to route),
+	// "no-vif" (it has something to route and every VIF is in use), "down", "disabled".
+	State string `json:"state"`
+	// VIFReason is what the interface has to route: "members", "neighbors",
+	// "routes", "source" or "fabric"; "" for nothing.
+	VIFReason  string `json:"vif_reason,omitempty"`
+	PacketsIn  uint64 `json:"packets_in"`
+	PacketsOut uint64 `json:"packets_out"`
+	BytesIn    uint64 `json:"bytes_in"`
+	BytesOut   uint64 `json:"bytes_out"`
 
 	// IGMP state; absent when IGMP is off on the interface.
 	IGMPState *IGMPInterface `json:"igmp_state,omitempty"`
@@ -102,15 +110,27 @@ type Interfaces struct {
 
 // Status is the reply of GET /v1/status.
 type Status struct {
-	Version    string            `json:"version"`
-	UptimeS    int64             `json:"uptime_s"`
-	ConfigFile string            `json:"config_file"`
-	Table      uint32            `json:"table"`
-	VIFs       int               `json:"vifs"`
-	MaxVIFs    int               `json:"max_vifs"`
-	Routes     int               `json:"routes"`
-	Counters   map[string]uint64 `json:"counters"`
-	Warnings   []string          `json:"warnings"`
+	Version    string `json:"version"`
+	UptimeS    int64  `json:"uptime_s"`
+	ConfigFile string `json:"config_file"`
+	Table      uint32 `json:"table"`
+	VIFs       int    `json:"vifs"`
+	MaxVIFs    int    `json:"max_vifs"`
+	Interfaces int    `json:"interfaces"` // watched: where IGMP or PIM runs
+	// Unroutable are sources seen sending with a TTL the kernel does not forward.
+	Unroutable []UnroutableSource `json:"unroutable"`
+	Routes     int                `json:"routes"`
+	Counters   map[string]uint64  `json:"counters"`
+	Warnings   []string           `json:"warnings"`
+}
+
+// UnroutableSource is a sender whose packets no router forwards, and why.
+type UnroutableSource struct {
+	Source    string `json:"source"`
+	Group     string `json:"group"`
+	Interface string `json:"interface"`
+	TTL       int    `json:"ttl"`
+	SinceS    int64  `json:"since_s"` // seconds since its first such packet
 }
 
 // Reload is the reply of POST /v1/reload.

@@ -66,7 +66,7 @@ func (r *RIB) refreshRoute(now time.Time, key Key, rt *Route) {
 	}
 	rt.Origin, rt.Shared = origin, shared
 	if iif != rt.IIF || !slices.Equal(oifs, rt.OIFs) {
-		rt.IIF, rt.OIFs = iif, oifs
+		r.setInterfaces(rt, iif, oifs)
 		r.changed[key] = true
 	}
 }

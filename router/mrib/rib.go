@@ -131,6 +131,8 @@ type RIB struct {
 	routes  map[Key]*Route
 	byGroup map[netip.Addr]map[Key]*Route
 	learned int // routes with Learned set
+	// uses counts, per interface, the routes that name it as iif or oif.
+	uses map[string]int
 	// local is, per interface and group, what members there asked the Tree for.
 	local map[string]map[netip.Addr][]Key
 	// dirtyGroups are groups whose routes must be recomputed by Refresh, and
@@ -148,6 +150,7 @@ func New(cfg Config, env Env, tree pim.TreeConfig, log *slog.Logger) *RIB {
 	return &RIB{
 		cfg: cfg, env: env, log: log, tree: pim.NewTree(tree),
 		routes:      make(map[Key]*Route),
+		uses:        make(map[string]int),
 		byGroup:     make(map[netip.Addr]map[Key]*Route),
 		local:       make(map[string]map[netip.Addr][]Key),
 		dirtyGroups: make(map[netip.Addr]bool),
@@ -202,8 +205,36 @@ func (r *RIB) MarkAll() {
 	}
 }
 
+// Uses counts the routes, templates included, whose incoming or outgoing
+// interfaces name iface: an interface needs a VIF while any does.
+func (r *RIB) Uses(iface string) int { return r.uses[iface] }
+
+// countUses adds d to the use count of each interface rt names; nil is none.
+func (r *RIB) countUses(rt *Route, d int) {
+	if rt == nil {
+		return
+	}
+	for _, name := range append([]string{rt.IIF}, rt.OIFs...) {
+		if name == "" {
+			continue
+		}
+		if r.uses[name] += d; r.uses[name] == 0 {
+			delete(r.uses, name)
+		}
+	}
+}
+
+// setInterfaces changes a route's interfaces, keeping the use counts.
+func (r *RIB) setInterfaces(rt *Route, iif string, oifs []string) {
+	r.countUses(rt, -1)
+	rt.IIF, rt.OIFs = iif, oifs
+	r.countUses(rt, 1)
+}
+
 func (r *RIB) addRoute(rt *Route) {
 	r.uncountLearned(r.routes[rt.Key])
+	r.countUses(r.routes[rt.Key], -1)
+	r.countUses(rt, 1)
 	if rt.Learned {
 		r.learned++
 	}
@@ -226,6 +257,7 @@ func (r *RIB) uncountLearned(rt *Route) {
 
 func (r *RIB) deleteRoute(key Key) {
 	r.uncountLearned(r.routes[key])
+	r.countUses(r.routes[key], -1)
 	delete(r.routes, key)
 	if set := r.byGroup[key.Group]; set != nil {
 		delete(set, key)

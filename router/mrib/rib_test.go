@@ -789,3 +789,37 @@ func BenchmarkNoCache(b *testing.B) {
 		})
 	}
 }
+
+// TestUses follows the count of routes naming each interface through a route's
+// life: it is what decides whether an interface keeps a VIF.
+func TestUses(t *testing.T) {
+	h := newHarness(t, "", Config{})
+	uses := func() map[string]int {
+		out := map[string]int{}
+		for _, name := range []string{"eth1", "eth2", "eth3"} {
+			if n := h.rib.Uses(name); n > 0 {
+				out[name] = n
+			}
+		}
+		return out
+	}
+	check := func(when string, want map[string]int) {
+		t.Helper()
+		if got := uses(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: uses %v, want %v", when, got, want)
+		}
+	}
+	check("empty", map[string]int{})
+	h.rib.SetStatic(h.now, []conf.Static{{Group: ssmGrp, IIF: "eth3", OIFs: []string{"eth2"}}})
+	check("a template", map[string]int{"eth2": 1, "eth3": 1})
+	h.member("eth2", grp, igmp.Exclude)
+	h.noCache(sg(hostSrc, grp), onEth1)
+	check("a learned route", map[string]int{"eth1": 1, "eth2": 2, "eth3": 1})
+	h.member("eth2", grp, igmp.Include)
+	check("its receiver gone", map[string]int{"eth1": 1, "eth2": 1, "eth3": 1})
+	h.now = h.now.Add(time.Hour)
+	h.add(h.rib.ExpireLearned(h.now, func(Key) (uint64, bool) { return 0, false }))
+	check("the learned route idle", map[string]int{"eth2": 1, "eth3": 1})
+	h.rib.SetStatic(h.now, nil)
+	check("no static routes", map[string]int{})
+}
