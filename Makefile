@@ -106,8 +106,15 @@ install: build
 		install -D -m 0644 deploy/mrouterd.toml $(DESTDIR)/etc/mrouterd/mrouterd.toml; \
 	fi
 
+# The container image of deploy/Dockerfile, with docker or else podman (ENGINE=
+# chooses). Push it as $(IMAGE):$(TAG) and point the DaemonSet at it with
+# `kustomize edit set image ghcr.io/mrouterd/mrouterd=$(IMAGE):$(TAG)`.
+IMAGE  ?= ghcr.io/mrouterd/mrouterd
+TAG    ?= $(VERSION)
+ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
 image:
-	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t mrouterd:$(VERSION) -t mrouterd:latest .
+	@[ -n "$(ENGINE)" ] || { echo "make image: neither docker nor podman is installed (or set ENGINE=)"; exit 1; }
+	$(ENGINE) build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE):$(TAG) .
 
 clean:
 	rm -rf $(BIN)

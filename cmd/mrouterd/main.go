@@ -1,5 +1,6 @@
 // Command mrouterd is the multicast router daemon: it runs in the foreground, reloads
-// its config on SIGHUP and removes everything it installed on SIGTERM or SIGINT.
+// its config on SIGHUP (and, with --watch-config, when the file changes) and removes
+// everything it installed on SIGTERM or SIGINT.
 package main
 
 import (
@@ -30,6 +31,7 @@ type options struct {
 	configGiven         bool
 	lastGood            string
 	check, showVersion  bool
+	watchConfig         bool
 	logLevel, logFormat string
 }
 
@@ -58,6 +60,8 @@ func parseFlags(args []string) (options, error) {
 		"`file` where the last config that ran is kept, and run when the config file is bad; empty for none (default $STATE_DIRECTORY/last-good.toml)")
 	fset.BoolVar(&o.check, "check", false, "validate the config, print the effective config and exit")
 	fset.BoolVar(&o.showVersion, "version", false, "print the version and exit")
+	fset.BoolVar(&o.watchConfig, "watch-config", false,
+		"reload when the config file's contents change, as on SIGHUP (for a file a ConfigMap mounts)")
 	fset.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fset.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	if err := fset.Parse(args); err != nil {
@@ -162,6 +166,12 @@ func run(args []string) error {
 		return err
 	}
 	slog.SetDefault(log)
+	// The watch starts from the file as it is before the daemon reads it, so that a
+	// change made while it starts is reloaded, not missed.
+	var watch *configWatch
+	if o.watchConfig {
+		watch = newConfigWatch(o.config, log)
+	}
 	cfg, fallback, err := o.startConfig(os.Stderr, log)
 	if err != nil {
 		return err
@@ -191,6 +201,15 @@ func run(args []string) error {
 		}
 	}()
 	go sd.watchdog(ctx, r.Ping)
+	if watch != nil {
+		// A change is a SIGHUP: the same reload, and one already pending takes it in.
+		go watch.run(ctx, watchInterval, func() {
+			select {
+			case hup <- syscall.SIGHUP:
+			default:
+			}
+		})
+	}
 
 	status := "STATUS=forwarding"
 	if fallback {
