@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # The daemon and its tools are static binaries: they run in any container or netns.
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 
-.PHONY: all build test unit lint fuzz lab install image bench clean
+.PHONY: all build test unit lint fuzz lab install image bench clean man completion package
 
 all: build
 
@@ -93,9 +93,50 @@ bench: build
 	$(GO) run ./test/bench/igmp -bin $(BIN)
 	$(GO) run ./test/bench/pim -bin $(BIN)
 
-install: build
+# Man pages, compressed as packages ship them.
+MAN_PAGES := mrouterd.8 mroutectl.8 mrouterd.toml.5
+man: $(addprefix $(BIN)/man/,$(addsuffix .gz,$(MAN_PAGES)))
+$(BIN)/man/%.gz: deploy/man/%
+	@mkdir -p $(@D)
+	gzip -9nc $< > $@
+
+# Completion scripts, printed by mroutectl from its own command table.
+completion: build
+	@mkdir -p $(BIN)/completion
+	$(BIN)/mroutectl completion bash > $(BIN)/completion/mroutectl.bash
+	$(BIN)/mroutectl completion zsh > $(BIN)/completion/_mroutectl
+
+# A .deb and an .rpm in bin/pkg/, with nfpm (a Go tool of this module) and
+# deploy/package/nfpm.yaml. Their version is VERSION made valid for both formats.
+PKG_VERSION = $(shell deploy/package/version.sh '$(VERSION)')
+PKG_ARCH    = $(shell $(GO) env GOARCH)
+package: build man completion
+	@mkdir -p $(BIN)/pkg
+	@# Only the packages of this version: a stale one is never mistaken for it.
+	rm -f $(BIN)/pkg/mrouterd_*.deb $(BIN)/pkg/mrouterd-*.rpm
+	PKG_VERSION='$(PKG_VERSION)' PKG_ARCH='$(PKG_ARCH)' $(GO) tool nfpm package \
+		--config deploy/package/nfpm.yaml --packager deb --target $(BIN)/pkg/
+	PKG_VERSION='$(PKG_VERSION)' PKG_ARCH='$(PKG_ARCH)' $(GO) tool nfpm package \
+		--config deploy/package/nfpm.yaml --packager rpm --target $(BIN)/pkg/
+
+# ZSH_COMPLETIONS: where zsh finds completion functions (Debian's packages use
+# /usr/share/zsh/vendor-completions).
+ZSH_COMPLETIONS ?= $(PREFIX)/share/zsh/site-functions
+install: build completion
 	install -D -m 0755 $(BIN)/mrouterd $(DESTDIR)$(PREFIX)/sbin/mrouterd
 	install -D -m 0755 $(BIN)/mroutectl $(DESTDIR)$(PREFIX)/sbin/mroutectl
+	install -D -m 0644 deploy/man/mrouterd.8 $(DESTDIR)$(PREFIX)/share/man/man8/mrouterd.8
+	install -D -m 0644 deploy/man/mroutectl.8 $(DESTDIR)$(PREFIX)/share/man/man8/mroutectl.8
+	install -D -m 0644 deploy/man/mrouterd.toml.5 $(DESTDIR)$(PREFIX)/share/man/man5/mrouterd.toml.5
+	install -D -m 0644 $(BIN)/completion/mroutectl.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/mroutectl
+	install -D -m 0644 $(BIN)/completion/_mroutectl $(DESTDIR)$(ZSH_COMPLETIONS)/_mroutectl
+	@# The unit runs the daemon with the group mrouterd, which owns the control socket.
+	install -D -m 0644 deploy/package/sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/mrouterd.conf
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(PREFIX)/lib/sysusers.d/mrouterd.conf; \
+	elif [ -z "$(DESTDIR)" ] && ! getent group mrouterd >/dev/null; then \
+		echo "create the group mrouterd (groupadd --system mrouterd): the unit runs with it"; \
+	fi
 	@# The unit runs the daemon from where PREFIX put it.
 	mkdir -p $(DESTDIR)/lib/systemd/system
 	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' deploy/mrouterd.service > $(DESTDIR)/lib/systemd/system/mrouterd.service

@@ -35,6 +35,8 @@ type command struct {
 // implied path, show routes.
 func newCommandTree() *command {
 	help := &command{word: "help", summary: "this text"}
+	bash := &command{word: "bash", summary: "a bash completion script for mroutectl"}
+	zsh := &command{word: "zsh", summary: "a zsh completion script for mroutectl"}
 	root := &command{implied: "show", sub: []*command{
 		{word: "show", implied: "routes", sub: []*command{
 			{word: "routes", summary: "the multicast routing table (the default command)",
@@ -64,10 +66,14 @@ func newCommandTree() *command {
 			run: fetch(http.MethodPost, api.PathReload, decoded(renderReload))},
 		{word: "version", summary: "the versions of mroutectl and of the running mrouterd",
 			run: runVersion},
+		{word: "completion", sub: []*command{bash, zsh}},
 		help,
 	}}
-	// help walks the tree it belongs to, so it can only run once the tree exists.
+	// help and completion walk the tree they belong to, so they can only run once the
+	// tree exists.
 	help.run = func(s *session) error { return writeUsage(s.out, root) }
+	bash.run = func(s *session) error { return writeBashCompletion(s.out, root) }
+	zsh.run = func(s *session) error { return writeZshCompletion(s.out, root) }
 	return root
 }
 

@@ -27,15 +27,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	root := newCommandTree()
 
-	fs := flag.NewFlagSet("mroutectl", flag.ContinueOnError)
-	// The flag package's own report is several lines; errors here are one.
-	fs.SetOutput(io.Discard)
 	var socket string
 	var asJSON bool
-	fs.StringVar(&socket, "s", "", "control socket")
-	fs.StringVar(&socket, "socket", "", "control socket")
-	fs.BoolVar(&asJSON, "j", false, "print the control API's JSON")
-	fs.BoolVar(&asJSON, "json", false, "print the control API's JSON")
+	fs := newFlagSet(&socket, &asJSON)
 	// Flags may stand anywhere on the line (mroutectl show routes --json): parse up
 	// to each command word, keep it, and go on after it.
 	var words []string
@@ -65,4 +59,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	return 0
+}
+
+// newFlagSet defines mroutectl's flags; the completion scripts are made from it too.
+func newFlagSet(socket *string, asJSON *bool) *flag.FlagSet {
+	fs := flag.NewFlagSet("mroutectl", flag.ContinueOnError)
+	// The flag package's own report is several lines; errors here are one.
+	fs.SetOutput(io.Discard)
+	fs.StringVar(socket, "s", "", "control socket")
+	fs.StringVar(socket, "socket", "", "control socket")
+	fs.BoolVar(asJSON, "j", false, "print the control API's JSON")
+	fs.BoolVar(asJSON, "json", false, "print the control API's JSON")
+	return fs
 }

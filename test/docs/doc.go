@@ -1,0 +1,3 @@
+// Package docs holds tests that keep the man pages in deploy/man true to the code:
+// every flag the binaries define and every configuration key is described.
+package docs
