@@ -18,6 +18,8 @@ const (
 	// MaxHelloAddresses bounds the secondary addresses kept from one Hello: a
 	// router has a handful, and a 64 KiB Hello could name some 10,900.
 	MaxHelloAddresses = 64
+	// MaxSourcePrefixes bounds the source prefixes kept from one neighbour.
+	MaxSourcePrefixes = 1024
 	// What we advertise in the LAN Prune Delay option: the RFC defaults, and the T
 	// bit clear: we suppress our joins when a peer's join makes them redundant, so
 	// upstream routers cannot track each downstream router's joins.
@@ -37,6 +39,9 @@ type InterfaceConfig struct {
 	TriggeredHelloDelay time.Duration
 	Random              func() float64 // in [0,1), picks the triggered delay; nil always picks 0
 	MaxNeighbors        int            // beyond it hellos from new routers are refused and counted; 0 = no limit
+	// SourcePrefixes are advertised in our hellos (OptionSourcePrefixes): the
+	// sources behind us, for neighbours whose unicast routes do not know the way.
+	SourcePrefixes []netip.Prefix
 }
 
 // Action is something the owner of an Interface must do or know.
@@ -55,6 +60,9 @@ type NeighborDown struct{ Address netip.Addr }
 // state, so whatever we told it must be told again.
 type NeighborRestarted struct{ Address netip.Addr }
 
+// SourcePrefixesChanged says a neighbour advertises other source prefixes.
+type SourcePrefixesChanged struct{ Address netip.Addr }
+
 // DRChanged says who the designated router on the interface is now.
 type DRChanged struct {
 	DR     netip.Addr
@@ -68,12 +76,13 @@ type Refused struct {
 	Count  int
 }
 
-func (Refused) isAction()           {}
-func (SendHello) isAction()         {}
-func (NeighborUp) isAction()        {}
-func (NeighborDown) isAction()      {}
-func (NeighborRestarted) isAction() {}
-func (DRChanged) isAction()         {}
+func (Refused) isAction()               {}
+func (SendHello) isAction()             {}
+func (NeighborUp) isAction()            {}
+func (NeighborDown) isAction()          {}
+func (NeighborRestarted) isAction()     {}
+func (DRChanged) isAction()             {}
+func (SourcePrefixesChanged) isAction() {}
 
 // Neighbor is what we know of one PIM router on the link.
 type Neighbor struct {
@@ -86,6 +95,8 @@ type Neighbor struct {
 	GenerationID  uint32
 	LANPruneDelay *LANPruneDelay
 	Secondary     []netip.Addr
+	// SourcePrefixes are the sources the neighbour says are behind it.
+	SourcePrefixes []netip.Prefix
 }
 
 // neighbor is a Neighbor plus what the public view does not need.
@@ -166,7 +177,8 @@ func (i *Interface) SetConfig(cfg InterfaceConfig, now time.Time) []Action {
 		return nil
 	}
 	acts := i.elect(nil)
-	if old.DRPriority != cfg.DRPriority || old.HelloInterval != cfg.HelloInterval {
+	if old.DRPriority != cfg.DRPriority || old.HelloInterval != cfg.HelloInterval ||
+		!slices.Equal(old.SourcePrefixes, cfg.SourcePrefixes) {
 		acts = i.sendHello(now, acts)
 	} else if i.nextHello.After(now.Add(cfg.HelloInterval)) {
 		i.nextHello = now.Add(cfg.HelloInterval)
@@ -237,6 +249,15 @@ func (i *Interface) ReceiveHello(now time.Time, src netip.Addr, h *Hello) []Acti
 	}
 	if excess := i.setSecondary(n, h.Addresses); excess > 0 {
 		acts = append(acts, Refused{Reason: "hello_addresses", Count: excess})
+	}
+	prefixes := h.SourcePrefixes
+	if excess := len(prefixes) - MaxSourcePrefixes; excess > 0 {
+		prefixes = prefixes[:MaxSourcePrefixes]
+		acts = append(acts, Refused{Reason: "source_prefixes", Count: excess})
+	}
+	if !slices.Equal(prefixes, n.SourcePrefixes) {
+		n.SourcePrefixes = slices.Clone(prefixes)
+		acts = append(acts, SourcePrefixesChanged{Address: src})
 	}
 	acts = i.elect(acts)
 	return i.finish(now, acts)
@@ -382,6 +403,7 @@ func (i *Interface) GenerationID() uint32 { return i.generationID }
 func (n *neighbor) view() Neighbor {
 	v := n.Neighbor
 	v.Secondary = slices.Clone(n.Secondary)
+	v.SourcePrefixes = slices.Clone(n.SourcePrefixes)
 	if n.LANPruneDelay != nil {
 		d := *n.LANPruneDelay
 		v.LANPruneDelay = &d
@@ -457,10 +479,11 @@ func (i *Interface) holdtime() uint16 {
 func (i *Interface) hello(holdtime uint16) Hello {
 	priority, genID := i.cfg.DRPriority, i.generationID
 	return Hello{
-		Holdtime:      &holdtime,
-		DRPriority:    &priority,
-		GenerationID:  &genID,
-		LANPruneDelay: &LANPruneDelay{PropagationDelay: propagationDelayMs, OverrideInterval: overrideIntervalMs},
+		Holdtime:       &holdtime,
+		DRPriority:     &priority,
+		GenerationID:   &genID,
+		LANPruneDelay:  &LANPruneDelay{PropagationDelay: propagationDelayMs, OverrideInterval: overrideIntervalMs},
+		SourcePrefixes: i.cfg.SourcePrefixes,
 	}
 }
 

@@ -510,3 +510,42 @@ func BenchmarkHelloAddresses(b *testing.B) {
 		})
 	}
 }
+
+// TestSourcePrefixes: a neighbour's source prefixes are kept, a change is
+// reported, a flood of them is cut and counted; ours go out in every hello and a
+// change of them at once.
+func TestSourcePrefixes(t *testing.T) {
+	i := started(t, nbrConfig())
+	h := peerHello(105, nil, 1)
+	h.SourcePrefixes = []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24")}
+	acts := i.ReceiveHello(nbrAt(time.Second), nbrLow, h)
+	if !slices.Contains(acts, Action(SourcePrefixesChanged{Address: nbrLow})) {
+		t.Fatalf("first hello: %v", acts)
+	}
+	if acts := i.ReceiveHello(nbrAt(2*time.Second), nbrLow, h); slices.Contains(acts, Action(SourcePrefixesChanged{Address: nbrLow})) {
+		t.Fatalf("the same prefixes again: %v", acts)
+	}
+	h.SourcePrefixes = make([]netip.Prefix, MaxSourcePrefixes+3)
+	for k := range h.SourcePrefixes {
+		h.SourcePrefixes[k] = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(k >> 8), byte(k), 0}), 24)
+	}
+	acts = i.ReceiveHello(nbrAt(3*time.Second), nbrLow, h)
+	if !slices.Contains(acts, Action(Refused{Reason: "source_prefixes", Count: 3})) {
+		t.Fatalf("a flood of prefixes: %v", acts)
+	}
+	if n, _ := i.Neighbor(nbrLow); len(n.SourcePrefixes) != MaxSourcePrefixes {
+		t.Fatalf("kept %d", len(n.SourcePrefixes))
+	}
+	cfg := nbrConfig()
+	cfg.SourcePrefixes = []netip.Prefix{netip.MustParsePrefix("10.244.2.0/24")}
+	acts = i.SetConfig(cfg, nbrAt(4*time.Second))
+	var sent *Hello
+	for _, a := range acts {
+		if s, ok := a.(SendHello); ok {
+			sent = &s.Hello
+		}
+	}
+	if sent == nil || !slices.Equal(sent.SourcePrefixes, cfg.SourcePrefixes) {
+		t.Fatalf("after the change: %v", acts)
+	}
+}

@@ -57,6 +57,12 @@ const (
 	OptionDRPriority    = 19
 	OptionGenerationID  = 20
 	OptionAddressList   = 24
+	// OptionSourcePrefixes lists the prefixes of the sources behind the sender, so
+	// that routers whose unicast routes do not lead to them (nodes joined by a
+	// fabric) can find the reverse path. It is from the experimental range
+	// (RFC 7761 4.9.2, 65000 to 65535). Each entry is an IPv4 address and a
+	// prefix length: 5 bytes.
+	OptionSourcePrefixes = 65001
 )
 
 const (
@@ -101,8 +107,11 @@ type Hello struct {
 	DRPriority    *uint32
 	GenerationID  *uint32
 	LANPruneDelay *LANPruneDelay
-	Addresses     []netip.Addr  // secondary IPv4 addresses; IPv6 entries are dropped
-	Unknown       []HelloOption // options without a field above, in the order received
+	Addresses     []netip.Addr // secondary IPv4 addresses; IPv6 entries are dropped
+	// SourcePrefixes are the prefixes of the sources behind the sender
+	// (OptionSourcePrefixes).
+	SourcePrefixes []netip.Prefix
+	Unknown        []HelloOption // options without a field above, in the order received
 }
 
 // LANPruneDelay is the LAN Prune Delay option's value.
@@ -267,6 +276,11 @@ func decodeHello(opts []byte) (*Hello, error) {
 			if h.Addresses, err = decodeAddressList(h.Addresses, value); err != nil {
 				return nil, err
 			}
+		case OptionSourcePrefixes:
+			var err error
+			if h.SourcePrefixes, err = decodeSourcePrefixes(h.SourcePrefixes, value); err != nil {
+				return nil, err
+			}
 		default:
 			opt := HelloOption{Type: typ}
 			if n > 0 {
@@ -316,6 +330,29 @@ func decodeAddressList(addrs []netip.Addr, b []byte) ([]netip.Addr, error) {
 		b = b[size:]
 	}
 	return addrs, nil
+}
+
+// sourcePrefixLen is the size of one OptionSourcePrefixes entry.
+const sourcePrefixLen = 5
+
+// decodeSourcePrefixes appends the entries of a source prefixes option; one
+// with host bits set is refused, as no router would send it.
+func decodeSourcePrefixes(list []netip.Prefix, b []byte) ([]netip.Prefix, error) {
+	if len(b)%sourcePrefixLen != 0 {
+		return nil, decodeError(ReasonBadOption, "source prefixes option of %d bytes", len(b))
+	}
+	for ; len(b) > 0; b = b[sourcePrefixLen:] {
+		bits := int(b[4])
+		if bits > 32 {
+			return nil, decodeError(ReasonBadOption, "source prefix length %d", bits)
+		}
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte(b[:4])), bits)
+		if p != p.Masked() {
+			return nil, decodeError(ReasonBadOption, "source prefix %s has host bits set", p)
+		}
+		list = append(list, p)
+	}
+	return list, nil
 }
 
 func decodeRegister(b []byte) (*Register, error) {
@@ -528,8 +565,21 @@ func (m *Hello) Marshal() ([]byte, error) {
 		}
 		b = appendOption(b, OptionAddressList, list)
 	}
+	if len(m.SourcePrefixes) > 0 {
+		if len(m.SourcePrefixes)*sourcePrefixLen > 0xffff {
+			return nil, fmt.Errorf("pim: %d source prefixes do not fit in one option", len(m.SourcePrefixes))
+		}
+		list := make([]byte, 0, len(m.SourcePrefixes)*sourcePrefixLen)
+		for _, p := range m.SourcePrefixes {
+			if !p.Addr().Is4() || p != p.Masked() {
+				return nil, fmt.Errorf("pim: source prefix %s", p)
+			}
+			list = append(append(list, p.Addr().AsSlice()...), byte(p.Bits()))
+		}
+		b = appendOption(b, OptionSourcePrefixes, list)
+	}
 	for _, opt := range m.Unknown {
-		if _, fixed := fixedOptionLen(opt.Type); fixed || opt.Type == OptionAddressList {
+		if _, fixed := fixedOptionLen(opt.Type); fixed || opt.Type == OptionAddressList || opt.Type == OptionSourcePrefixes {
 			return nil, fmt.Errorf("pim: option %d given as unknown", opt.Type)
 		}
 		if len(opt.Value) > 0xffff {
