@@ -144,6 +144,7 @@ func (r *Router) handler() http.Handler {
 	view(api.PathPIMNeighbors, func() (any, error) { return r.pimNeighborsView(), nil })
 	view(api.PathPIMRP, func() (any, error) { return r.rpView(), nil })
 	view(api.PathPIMJoins, func() (any, error) { return r.joinsView(r.now()), nil })
+	view(api.PathFabric, func() (any, error) { return r.fabricView(), nil })
 	mux.HandleFunc("POST "+api.PathReload, func(w http.ResponseWriter, req *http.Request) {
 		summary, err := r.Reload(req.Context())
 		if err != nil {

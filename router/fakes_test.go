@@ -148,6 +148,16 @@ type fakeFIB struct {
 	lookups int
 }
 
+func (f *fakeFIB) DirectRoutes() ([]directRoute, error) {
+	var out []directRoute
+	for p, rt := range f.routes {
+		if !rt.gateway.IsValid() {
+			out = append(out, directRoute{dst: p, ifindex: rt.ifindex})
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeFIB) Source(int) (netip.Addr, error) {
 	if !f.node.IsValid() {
 		return netip.Addr{}, io.EOF

@@ -32,6 +32,9 @@ func (r *Router) warnings() []string {
 	for _, key := range r.unroutableKeys(r.now()) {
 		out = append(out, unroutableWarning(key, r.unroutable[key]))
 	}
+	if r.fabricOn() && r.fab.link.StrictRPFilter {
+		out = append(out, fmt.Sprintf("%s: strict rp_filter drops what the other nodes send over the fabric (set net.ipv4.conf.all.rp_filter=2 or 0, and net.ipv4.conf.%s.rp_filter=0)", r.cfg.Fabric.Interface, r.cfg.Fabric.Interface))
+	}
 	if r.vifs.Used() > 0 && sysctlInt("all", "mc_forwarding") == 0 {
 		out = append(out, "net.ipv4.conf.all.mc_forwarding is 0: the kernel is not forwarding multicast")
 	}

@@ -60,6 +60,7 @@ func (r *Router) handleNetwork(ev netwatch.Event) {
 		r.addrChanged(ev.Index, ev.Prefix, !ev.Gone)
 	case *netwatch.RouteUpdate:
 		r.counters.inc("route_changes")
+		r.fab.prefixesStale = true
 		// Only addresses inside the prefix can have a new best route. Most changes on
 		// a busy node (a pod's /32 coming and going) touch none of the sources and
 		// RPs that trees are built towards.
@@ -151,6 +152,7 @@ func (r *Router) addrChanged(index int, p netip.Prefix, added bool) {
 	if ifc == nil {
 		return
 	}
+	r.fab.prefixesStale = true
 	ifc.addresses = slices.DeleteFunc(ifc.addresses, func(q netip.Prefix) bool { return q == p })
 	if added {
 		ifc.addresses = append(ifc.addresses, p)
@@ -340,6 +342,7 @@ func (r *Router) advanceProtocols(now time.Time) {
 	}
 	r.treeActions(r.rib.Tree().Advance(now))
 	r.sendAll(r.rib.Advance(now))
+	r.expireFabricJoins(now)
 }
 
 // nextProtocolDeadline is the earliest IGMP or PIM timer of any interface.
@@ -352,6 +355,7 @@ func (r *Router) nextProtocolDeadline() (time.Time, bool) {
 		}
 	}
 	consider(r.rib.NextDeadline())
+	consider(r.nextFabricDeadline())
 	for _, ifc := range r.ifaces {
 		if ifc.querier != nil {
 			consider(ifc.querier.NextDeadline())

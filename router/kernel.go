@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"net"
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
@@ -49,6 +50,15 @@ type fib interface {
 	// Source is the address the kernel sends multicast from out of an interface:
 	// its own, or, on one without any, another of the host's.
 	Source(ifindex int) (netip.Addr, error)
+	// DirectRoutes lists the main table's routes straight out of an interface,
+	// with no gateway: connected subnets, and a pod's /32 on its veth.
+	DirectRoutes() ([]directRoute, error)
+}
+
+// directRoute is a route with no gateway.
+type directRoute struct {
+	dst     netip.Prefix
+	ifindex int
 }
 
 // fibRoute is the kernel's best unicast route to an address.
@@ -74,6 +84,33 @@ func (netlinkFIB) Source(ifindex int) (netip.Addr, error) {
 		}
 	}
 	return netip.Addr{}, unix.EADDRNOTAVAIL
+}
+
+func (netlinkFIB) DirectRoutes() ([]directRoute, error) {
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, err
+	}
+	var out []directRoute
+	for _, rt := range routes {
+		if rt.Gw != nil || rt.Dst == nil || rt.Type != unix.RTN_UNICAST || len(rt.MultiPath) > 0 {
+			continue
+		}
+		if p, ok := netipx(rt.Dst); ok {
+			out = append(out, directRoute{dst: p, ifindex: rt.LinkIndex})
+		}
+	}
+	return out, nil
+}
+
+// netipx converts an IPv4 net.IPNet.
+func netipx(n *net.IPNet) (netip.Prefix, bool) {
+	a, ok := netip.AddrFromSlice(n.IP.To4())
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	bits, _ := n.Mask.Size()
+	return netip.PrefixFrom(a, bits).Masked(), true
 }
 
 // allHosts is the group whose route says which source an interface sends from.

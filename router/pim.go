@@ -23,7 +23,17 @@ func (r *Router) pimConfig(ifc *iface) pim.InterfaceConfig {
 		TriggeredHelloDelay: 5 * time.Second, // Triggered_Hello_Delay, RFC 7761 4.11
 		Random:              rand.Float64,
 		MaxNeighbors:        r.cfg.PIM.MaxNeighbors,
+		SourcePrefixes:      r.advertisedPrefixes(ifc),
 	}
+}
+
+// advertisedPrefixes are the source prefixes our hellos on an interface carry:
+// on the fabric, the sources behind this node; elsewhere none.
+func (r *Router) advertisedPrefixes(ifc *iface) []netip.Prefix {
+	if !r.isFabric(ifc) || !r.fabricOn() {
+		return nil
+	}
+	return r.fab.prefixes
 }
 
 // rpSet builds the group-to-RP mapping the config asks for.
@@ -101,6 +111,9 @@ func (r *Router) handlePIM(pkt pimPacket, now time.Time) {
 		r.pimActions(ifc, ifc.pim.ReceiveHello(now, pkt.src, m))
 	case *pim.JoinPrune:
 		r.counters.inc("pim_joinprunes_received")
+		if r.isFabric(ifc) {
+			r.observeFabricJoins(now, pkt.src, m)
+		}
 		r.treeActions(r.rib.Tree().ReceiveJoinPrune(now, ifc.name, pkt.src, m))
 	case *pim.Register:
 		r.sendAll(r.rib.Register(now, pkt.src, m))
@@ -124,16 +137,24 @@ func (r *Router) pimActions(ifc *iface, actions []pim.Action) {
 			r.counters.inc("pim_neighbors_up")
 			r.log.Info("PIM neighbor up", "interface", ifc.name, "neighbor", a.Address)
 			r.neighborsChanged(ifc)
+			r.electFabricRP()
 			// A new neighbour may be the upstream of joins already made: tell it soon.
 			r.treeActions(r.rib.Tree().NeighborRestarted(r.now(), ifc.name, a.Address))
 		case pim.NeighborDown:
 			r.counters.inc("pim_neighbors_down")
 			r.log.Info("PIM neighbor down", "interface", ifc.name, "neighbor", a.Address)
 			r.neighborsChanged(ifc)
+			r.electFabricRP()
+			if r.isFabric(ifc) {
+				r.forgetFabricPeer(a.Address)
+			}
 		case pim.NeighborRestarted:
 			r.counters.inc("pim_neighbors_restarted")
 			r.log.Info("PIM neighbor restarted", "interface", ifc.name, "neighbor", a.Address)
 			r.treeActions(r.rib.Tree().NeighborRestarted(r.now(), ifc.name, a.Address))
+		case pim.SourcePrefixesChanged:
+			r.log.Info("PIM neighbor's sources", "interface", ifc.name, "neighbor", a.Address)
+			r.paths.stale = true
 		case pim.Refused:
 			r.counters["pim_"+a.Reason+"_refused"] += uint64(a.Count)
 			r.log.Debug("PIM limit reached", "interface", ifc.name, "refused", a.Reason, "count", a.Count)

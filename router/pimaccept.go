@@ -23,12 +23,12 @@ const (
 func (r *Router) pimRefusal(ifc *iface, pkt pimPacket, msg any, now time.Time) string {
 	switch m := msg.(type) {
 	case *pim.Hello:
-		if why := linkLocalRefusal(ifc, pkt); why != "" {
+		if why := linkLocalRefusal(pkt, r.linkPeer(ifc)); why != "" {
 			return why
 		}
 		return allowedNeighborRefusal(r.allowedNeighbors(ifc), pkt.src)
 	case *pim.JoinPrune, *pim.Assert:
-		if why := linkLocalRefusal(ifc, pkt); why != "" {
+		if why := linkLocalRefusal(pkt, r.linkPeer(ifc)); why != "" {
 			return why
 		}
 		return liveNeighborRefusal(ifc.pim, pkt.src, now)
@@ -42,17 +42,26 @@ func (r *Router) pimRefusal(ifc *iface, pkt pimPacket, msg any, now time.Time) s
 // linkLocalRefusal applies RFC 7761 6.1.1: Hello, Join/Prune and Assert go to
 // ALL-PIM-ROUTERS (224.0.0.13), which no router forwards, so one that came
 // addressed otherwise, with a TTL other than 1, or from outside the link's
-// subnets was not sent by a router on the link.
-func linkLocalRefusal(ifc *iface, pkt pimPacket) string {
+// subnets was not sent by a router on the link. onLink says who is on the link.
+func linkLocalRefusal(pkt pimPacket, onLink func(netip.Addr) bool) string {
 	switch {
 	case pkt.dst != allPIMRouters:
 		return pimRefusedDestination
 	case pkt.ttl != 1:
 		return pimRefusedTTL
-	case !ifc.connected(pkt.src):
+	case !onLink(pkt.src):
 		return pimRefusedOffSubnet
 	}
 	return ""
+}
+
+// linkPeer says who is on an interface's link: a host on one of its subnets, or
+// on the fabric, whose address is a /32, one of the peers.
+func (r *Router) linkPeer(ifc *iface) func(netip.Addr) bool {
+	if r.isFabric(ifc) {
+		return func(a netip.Addr) bool { return r.fab.isPeer[a] }
+	}
+	return ifc.connected
 }
 
 // allowedNeighborRefusal applies RFC 7761 6.2: a router may limit the neighbours

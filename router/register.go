@@ -66,13 +66,22 @@ func (r *Router) updateRegisterVIF() {
 }
 
 // isOwn reports whether addr is one of the router's addresses.
-func (r *Router) isOwn(addr netip.Addr) bool {
+func (r *Router) isOwn(addr netip.Addr) bool { return r.owner(addr) != nil }
+
+// owner is the interface that has addr, nil for none; of several, the first by
+// ifindex that is not the fabric, which carries the node's address too.
+func (r *Router) owner(addr netip.Addr) *iface {
+	var found *iface
 	for _, ifc := range r.ifaces {
-		if ifc.own(addr) {
-			return true
+		if !ifc.own(addr) {
+			continue
+		}
+		if found == nil || r.isFabric(found) && !r.isFabric(ifc) ||
+			r.isFabric(found) == r.isFabric(ifc) && ifc.index < found.index {
+			found = ifc
 		}
 	}
-	return false
+	return found
 }
 
 // sendRegister encapsulates a packet the kernel handed over from the register VIF

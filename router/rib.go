@@ -55,6 +55,7 @@ func (e ribEnv) RP(group netip.Addr) (netip.Addr, bool) { return e.r.rpOf(group)
 func (e ribEnv) SSM(group netip.Addr) bool              { return e.r.rps.SSM(group) }
 func (e ribEnv) IsOwn(addr netip.Addr) bool             { return e.r.isOwn(addr) }
 func (e ribEnv) Count(name string)                      { e.r.counters.inc(name) }
+func (e ribEnv) FabricWants(key sgKey) bool             { return e.r.fabricWants(key) }
 
 // MemberInterfaces is asked for every route recomputed: the list is kept, and made
 // again only after a querier started or stopped.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"reflect"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -54,7 +55,8 @@ type Router struct {
 	vifs   *mroute.VIFTable
 	ifaces map[string]*iface // by name
 	rps    *pim.RPSet
-	rib    *mrib.RIB // routes and PIM state
+	fab    *fabricState // the node fabric; in use while fabricOn
+	rib    *mrib.RIB    // routes and PIM state
 	// memberIfaces are the interfaces where IGMP runs; nil until the RIB asks.
 	memberIfaces []string
 	paths        pathCache
@@ -165,6 +167,7 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		installed:   make(map[sgKey]desiredEntry),
 		paths:       pathCache{byAddr: make(map[netip.Addr]*reversePath)},
 		unroutable:  make(map[sgKey]*unroutable),
+		fab:         newFabricState(),
 		regVIF:      -1,
 		configGen:   1,
 		panics:      make(chan error, 1),
@@ -211,6 +214,7 @@ func (r *Router) Run(ctx context.Context, ready func()) (err error) {
 	if r.tap != nil {
 		r.goGuarded("packet tap reader", func() { r.readTap(loopCtx) })
 	}
+	r.goGuarded("fabric resolver", func() { r.resolveFabric(loopCtx) })
 
 	if err := r.syncInterfaces(); err != nil {
 		return err
@@ -314,6 +318,7 @@ func (r *Router) settle() {
 	r.sendAll(r.rib.Refresh(r.now()))
 	r.updateVIFs(r.now())
 	r.updateTap()
+	r.updateFabric(r.now())
 	if r.reconcileWanted {
 		r.reconcile("change")
 	} else if r.rib.Changed() {
@@ -417,9 +422,12 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 			r.cfg.Router.Table, next.Router.Table)
 	}
 	summary := conf.Diff(r.cfg, next)
+	fabricChanged := !reflect.DeepEqual(r.cfg.Fabric, next.Fabric)
 	r.cfg = next
 	r.configGen++
 	r.rps = rpSet(next)
+	r.fab.rp = netip.Addr{}
+	r.electFabricRP()
 	r.rib.SetConfig(r.ribConfig(), r.treeConfig())
 	r.paths.stale = true // the RP of a group may have moved
 	r.counters.inc("reloads")
@@ -444,6 +452,9 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 		r.updateProtocols(ifc, now)
 	}
 	r.updateVIFs(now)
+	if fabricChanged {
+		offer(r.fab.kick, struct{}{})
+	}
 	r.reconcileWanted = true
 	return summary, nil
 }
@@ -458,6 +469,7 @@ func (r *Router) shutdown() {
 			r.pimActions(ifc, ifc.pim.Stop(now))
 		}
 	}
+	r.stopFabric()
 	r.igmp.Close()
 	r.pimIO.Close()
 	if r.tap != nil {

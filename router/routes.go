@@ -19,6 +19,9 @@ func (r *Router) ribConfig() mrib.Config {
 	if r.regVIF >= 0 {
 		c.RegisterVIF = r.registerName()
 	}
+	if r.cfg.Fabric.Enabled() {
+		c.Fabric = r.cfg.Fabric.Interface
+	}
 	return c
 }
 
@@ -46,7 +49,7 @@ func (r *Router) handleUpcall(u mroute.Upcall) {
 		r.counters.inc("upcall_unknown_vif")
 		return
 	}
-	arrival := mrib.Arrival{Interface: in.name, Register: in.register, Connected: in.connected(u.Source)}
+	arrival := mrib.Arrival{Interface: in.name, Register: in.register, Connected: r.onLink(in, u.Source) || r.isOwn(u.Source)}
 	reconcile, sends := r.rib.NoCache(r.now(), key, arrival)
 	if reconcile {
 		r.reconcileWanted = true

@@ -61,16 +61,35 @@ func (r *Router) askFIB(p *reversePath, addr netip.Addr) {
 // neighbour there (an RP next door).
 func (r *Router) lookupPath(addr netip.Addr) *reversePath {
 	p := &reversePath{}
-	if r.isOwn(addr) {
-		return p // ourselves: nobody upstream
+	if ifc := r.owner(addr); ifc != nil {
+		// Ourselves: nobody upstream. A process here sends out of an interface and
+		// its packets loop back into routing there, as from a connected source.
+		p.rpf.Interface = ifc.name
+		return p
 	}
-	// A connected subnet needs no lookup, and has no next hop.
+	// Before the FIB, the longest of: a connected subnet, which has no next hop; a
+	// prefix a node on the fabric advertises, whose unicast route leads elsewhere;
+	// a static multicast route, which wins a tie.
+	best := -1
 	for _, ifc := range r.sortedInterfaces() {
-		if ifc.connected(addr) {
-			nbr, _ := pimNeighbor(ifc, addr)
-			p.rpf = pim.RPF{Interface: ifc.name, Neighbor: nbr}
-			return p
+		if r.isFabric(ifc) {
+			continue
 		}
+		for _, a := range ifc.addresses {
+			if a.Contains(addr) && a.Bits() > best {
+				nbr, _ := pimNeighbor(ifc, addr)
+				p.rpf, best = pim.RPF{Interface: ifc.name, Neighbor: nbr}, a.Bits()
+			}
+		}
+	}
+	if rpf, bits, ok := r.fabricPath(addr); ok && bits > best {
+		p.rpf, best = rpf, bits
+	}
+	if rpf, bits, ok := r.staticPath(addr); ok && bits >= best {
+		p.rpf, best = rpf, bits
+	}
+	if best >= 0 {
+		return p
 	}
 	r.askFIB(p, addr)
 	if !p.routed {
@@ -94,6 +113,31 @@ func (r *Router) lookupPath(addr netip.Addr) *reversePath {
 		p.rpf.Neighbor = next
 	}
 	return p
+}
+
+// staticPath is the reverse path a [[pim.rpf]] entry gives addr: the longest
+// prefix holding it. An entry with a neighbour only goes out of the interface
+// the neighbour is on.
+func (r *Router) staticPath(addr netip.Addr) (rpf pim.RPF, bits int, ok bool) {
+	bits = -1
+	for _, s := range r.cfg.PIM.RPFs {
+		if !s.Prefix.Contains(addr) || s.Prefix.Bits() <= bits {
+			continue
+		}
+		name := s.Interface
+		if name == "" {
+			for _, ifc := range r.sortedInterfaces() {
+				if r.linkPeer(ifc)(s.Neighbor) {
+					name = ifc.name
+					break
+				}
+			}
+		}
+		if name != "" {
+			rpf, bits = pim.RPF{Interface: name, Neighbor: s.Neighbor}, s.Prefix.Bits()
+		}
+	}
+	return rpf, bits, bits >= 0
 }
 
 // pimNeighbor maps an address to the PIM neighbour on the interface that owns it,

@@ -201,3 +201,13 @@ func TestLinkGoneStopsProtocols(t *testing.T) {
 		t.Fatal("still known")
 	}
 }
+
+// TestLocalSender: a process on the node sends out of an interface; its packets
+// loop back into routing there and go to the members on another.
+func TestLocalSender(t *testing.T) {
+	l, uplink, veths := podNode(t, 2)
+	node := netip.MustParseAddr("10.0.0.10")
+	l.report(veths[0], podAddr(0).String(), exclude(grp1))
+	l.upcall(mroute.NoCache, uplink, node, grp1, nil)
+	l.mfc(sgKey{Source: node, Group: grp1}, uplink.name, veths[0].name)
+}

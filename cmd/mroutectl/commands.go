@@ -57,6 +57,8 @@ func newCommandTree() *command {
 				{word: "joins", summary: "join/prune state: upstream, downstream per interface, source-side state",
 					run: fetch(http.MethodGet, api.PathPIMJoins, decoded(renderPIMJoins))},
 			}},
+			{word: "fabric", summary: "the node fabric: this node, its peers, what each joined and advertises",
+				run: fetch(http.MethodGet, api.PathFabric, decoded(renderFabric))},
 			{word: "status", summary: "version, uptime, configuration, counters and warnings",
 				run: fetch(http.MethodGet, api.PathStatus, decoded(renderStatus))},
 			{word: "metrics", summary: "the Prometheus metrics, as text",

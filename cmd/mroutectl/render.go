@@ -164,6 +164,35 @@ func renderPIMJoins(w io.Writer, m api.PIMJoins) error {
 	return finish(tw, len(m.Joins), "PIM join state")
 }
 
+func renderFabric(w io.Writer, f api.Fabric) error {
+	if !f.Enabled {
+		_, err := fmt.Fprintln(w, "no fabric: [fabric] peers is empty")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row(tw, "Interface:", fmt.Sprintf("%s (VNI %d, UDP %d, MTU %d, over %s)", f.Interface, f.VNI, f.Port, f.MTU, dash(f.Underlay)))
+	row(tw, "This node:", dash(f.Self))
+	row(tw, "RP:", dash(f.RP))
+	row(tw, "Replication:", f.Replication)
+	row(tw, "Advertised:", list(f.Prefixes))
+	if f.Error != "" {
+		row(tw, "Last error:", f.Error)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = newTable(w, "Peer", "Origin", "Neighbor", "Groups", "Sources")
+	for _, p := range f.Peers {
+		origin := p.Origin
+		if p.Name != "" {
+			origin += " " + p.Name
+		}
+		row(tw, p.Address, origin, yesNo(p.Neighbor), list(p.Groups), list(p.Prefixes))
+	}
+	return finish(tw, len(f.Peers), "peers")
+}
+
 func renderStatus(w io.Writer, s api.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row(tw, "Version:", dash(s.Version))

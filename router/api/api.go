@@ -150,7 +150,34 @@ const (
 	PathPIMNeighbors = "/v1/pim/neighbors"
 	PathPIMRP        = "/v1/pim/rp"
 	PathPIMJoins     = "/v1/pim/joins"
+	PathFabric       = "/v1/fabric"
 )
+
+// Fabric is the reply of GET /v1/fabric: the node fabric and its peers.
+type Fabric struct {
+	Enabled     bool         `json:"enabled"`
+	Interface   string       `json:"interface"`
+	Self        string       `json:"self"` // this node's address; "" while it is not among the peers
+	Underlay    string       `json:"underlay"`
+	VNI         int          `json:"vni"`
+	Port        int          `json:"port"`
+	MTU         int          `json:"mtu"`
+	Replication string       `json:"replication"` // "selective" or "all"
+	RP          string       `json:"rp"`          // the RP the nodes agreed on; "" when RPs are configured
+	Prefixes    []string     `json:"prefixes"`    // the sources this node advertises
+	Peers       []FabricPeer `json:"peers"`
+	Error       string       `json:"error,omitempty"` // the last failure, if any
+}
+
+// FabricPeer is one other node of the fabric.
+type FabricPeer struct {
+	Address  string   `json:"address"`
+	Origin   string   `json:"origin"` // "config" or "dns"
+	Name     string   `json:"name,omitempty"`
+	Neighbor bool     `json:"neighbor"` // a live PIM neighbour on the fabric
+	Groups   []string `json:"groups"`   // the groups it joined, which it is sent
+	Prefixes []string `json:"prefixes"` // the sources it says are behind it
+}
 
 // IGMPGroup is one group membership learned on one interface.
 type IGMPGroup struct {

@@ -128,9 +128,10 @@ type Link struct {
 	Index    int
 	MTU      int
 	Underlay string
-	// StrictRPFilter says net.ipv4.conf.all.rp_filter is 1. The kernel applies
-	// the higher of it and the interface's 0, so it drops what peers send over
-	// the fabric, their addresses being routed through the underlay.
+	// StrictRPFilter says net.ipv4.conf.all.rp_filter, or the interface's own
+	// where it could not be set to 0, is 1. The kernel applies the higher of the
+	// two, so it drops what peers send over the fabric, their addresses being
+	// routed through the underlay.
 	StrictRPFilter bool
 }
 
@@ -193,10 +194,10 @@ func (f *Fabric) Ensure(cfg Config, local netip.Addr, peers []netip.Addr) (Link,
 	if err := f.ensureAddr(link, local); err != nil {
 		return Link{}, err
 	}
-	// Before the interface is up, so that no early hello is dropped.
-	if err := f.k.SetSysctl(rpFilter(cfg.Name), "0"); err != nil {
-		return Link{}, fmt.Errorf("fabric %s: rp_filter: %w", cfg.Name, err)
-	}
+	// Before the interface is up, so that no early hello is dropped. Where
+	// /proc/sys is read-only, as in a container, the node's setting stands, and
+	// StrictRPFilter says whether it drops the fabric's packets.
+	setErr := f.k.SetSysctl(rpFilter(cfg.Name), "0")
 	if link.Attrs().Flags&net.FlagUp == 0 {
 		if err := f.k.LinkSetUp(link); err != nil {
 			return Link{}, fmt.Errorf("fabric %s: set up: %w", cfg.Name, err)
@@ -206,7 +207,12 @@ func (f *Fabric) Ensure(cfg Config, local netip.Addr, peers []netip.Addr) (Link,
 	if err != nil {
 		return Link{}, fmt.Errorf("fabric %s: rp_filter: %w", cfg.Name, err)
 	}
-	return Link{Index: link.Attrs().Index, MTU: mtu, Underlay: underlay.Attrs().Name, StrictRPFilter: all == "1"}, nil
+	strict := all == "1"
+	if setErr != nil {
+		dev, _ := f.k.Sysctl(rpFilter(cfg.Name))
+		strict = strict || dev == "1"
+	}
+	return Link{Index: link.Attrs().Index, MTU: mtu, Underlay: underlay.Attrs().Name, StrictRPFilter: strict}, nil
 }
 
 // create adds the interface and marks it. The kernel ignores an alias given at

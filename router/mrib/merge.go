@@ -60,6 +60,11 @@ func (r *RIB) refreshRoute(now time.Time, key Key, rt *Route) {
 	r.updateSourceState(now, key, rt, v)
 	iif, shared := r.routeIIF(key, rt, v)
 	oifs := r.oifs(key, iif)
+	if r.fabricForwards(key, iif, v) {
+		oifs = append(oifs, r.cfg.Fabric)
+		slices.Sort(oifs)
+		oifs = slices.Compact(oifs)
+	}
 	origin := OriginIGMP
 	if shared || r.tree.Keepalive(key) || r.pimForwards(key) {
 		origin = OriginPIM
@@ -131,7 +136,25 @@ func (r *RIB) keepaliveRunning(key Key, rt *Route, v sourceView) bool {
 // subnet registers the source's traffic to the RP while the keepalive runs, unless
 // it is the RP itself.
 func (r *RIB) couldRegister(keepalive bool, v sourceView) bool {
-	return keepalive && v.connected && v.asm && !v.rpIsSelf && r.iAmDR(v.rpf.Interface)
+	return keepalive && v.connected && v.asm && !v.rpIsSelf && r.countsMembers(v.rpf.Interface) && !r.rpOnFabric(v)
+}
+
+// The node fabric is one LAN on which every node sees every other's joins. The
+// DR of a source's own subnet therefore puts the source's traffic on the fabric
+// as soon as any peer there joined the group, (*,G) or (S,G), whoever the RP:
+// the peers accept it from the fabric, where their joins went. No register
+// tunnel, no switch from the RP's tree to the source's, so no packet arrives
+// twice, and the stream does not stop while an RP fails over.
+
+// fabricForwards reports whether (S,G) goes onto the fabric from its first hop.
+func (r *RIB) fabricForwards(key Key, iif string, v sourceView) bool {
+	return r.cfg.Fabric != "" && iif != r.cfg.Fabric && v.connected && r.countsMembers(v.rpf.Interface) && r.env.FabricWants(key)
+}
+
+// rpOnFabric reports whether a group's RP is reached over the fabric, where a
+// first hop forwards instead of registering.
+func (r *RIB) rpOnFabric(v sourceView) bool {
+	return r.cfg.Fabric != "" && r.env.RPF(v.rp).Interface == r.cfg.Fabric
 }
 
 // updateSPTbit is Update_SPTbit(S,G,iif) (RFC 7761 4.2.2): the SPT bit says (S,G)
@@ -168,9 +191,10 @@ func (r *RIB) iAmDR(iface string) bool {
 	return on && dr
 }
 
-// countsMembers reports whether IGMP members on an interface count: where we are
-// the DR, or where PIM does not run and there is no DR to defer to (RFC 7761
-// 4.1.5, pim_include).
+// countsMembers reports whether we act for an interface's hosts, members and
+// sources: where we are the DR, or where PIM does not run and there is no DR to
+// defer to (RFC 7761 4.1.5, pim_include), such as a pod's interface, which has no
+// address to speak PIM from.
 func (r *RIB) countsMembers(iface string) bool {
 	on, _ := r.env.DR(iface)
 	return !on || r.iAmDR(iface)

@@ -82,6 +82,8 @@ type Config struct {
 	MaxRegistered int
 	// RegisterVIF is the device of the register VIF (pimreg); "" while there is none.
 	RegisterVIF string
+	// Fabric is the node fabric's interface; "" without one.
+	Fabric string
 }
 
 // Env is what the RIB asks of the world around it.
@@ -99,6 +101,8 @@ type Env interface {
 	// AssertMetric is our claim in an assert for (S,G) on an interface, along the
 	// shared tree or the source's.
 	AssertMetric(key Key, iface string, shared bool) pim.AssertMetric
+	// FabricWants reports whether a peer on the node fabric joined (S,G) or (*,G).
+	FabricWants(key Key) bool
 	// Count counts an event by name.
 	Count(name string)
 }
@@ -197,6 +201,9 @@ func (r *RIB) TakeChanged() []Key {
 	clear(r.changed)
 	return out
 }
+
+// MarkGroup has Refresh recompute a group's routes.
+func (r *RIB) MarkGroup(group netip.Addr) { r.dirtyGroups[group] = true }
 
 // MarkAll has Refresh recompute every group's routes.
 func (r *RIB) MarkAll() {

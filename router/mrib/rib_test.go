@@ -60,7 +60,10 @@ type fakeEnv struct {
 	pimOff  map[string]bool
 	notDR   map[string]bool
 	counts  map[string]int
+	fabric  map[Key]bool // what peers on the fabric joined
 }
+
+func (e *fakeEnv) FabricWants(k Key) bool { return e.fabric[k] }
 
 func (e *fakeEnv) RPF(a netip.Addr) pim.RPF { return e.rpf[a] }
 func (e *fakeEnv) SSM(g netip.Addr) bool    { return netip.MustParsePrefix("232.0.0.0/8").Contains(g) }
