@@ -20,9 +20,8 @@ const (
 	MaxHelloAddresses = 64
 	// MaxSourcePrefixes bounds the source prefixes kept from one neighbour.
 	MaxSourcePrefixes = 1024
-	// What we advertise in the LAN Prune Delay option: the RFC defaults, and the T
-	// bit clear: we suppress our joins when a peer's join makes them redundant, so
-	// upstream routers cannot track each downstream router's joins.
+	// What we advertise in the LAN Prune Delay option: the RFC defaults. The T bit
+	// is InterfaceConfig.TrackingSupport.
 	propagationDelayMs = 500
 	overrideIntervalMs = 2500
 )
@@ -42,6 +41,10 @@ type InterfaceConfig struct {
 	// SourcePrefixes are advertised in our hellos (OptionSourcePrefixes): the
 	// sources behind us, for neighbours whose unicast routes do not know the way.
 	SourcePrefixes []netip.Prefix
+	// TrackingSupport sets the T bit of our LAN Prune Delay option: we do not
+	// suppress our joins when a peer's join makes them redundant, so the upstream
+	// router can track each downstream router (RFC 7761 4.3.3).
+	TrackingSupport bool
 }
 
 // Action is something the owner of an Interface must do or know.
@@ -177,7 +180,7 @@ func (i *Interface) SetConfig(cfg InterfaceConfig, now time.Time) []Action {
 		return nil
 	}
 	acts := i.elect(nil)
-	if old.DRPriority != cfg.DRPriority || old.HelloInterval != cfg.HelloInterval ||
+	if old.DRPriority != cfg.DRPriority || old.HelloInterval != cfg.HelloInterval || old.TrackingSupport != cfg.TrackingSupport ||
 		!slices.Equal(old.SourcePrefixes, cfg.SourcePrefixes) {
 		acts = i.sendHello(now, acts)
 	} else if i.nextHello.After(now.Add(cfg.HelloInterval)) {
@@ -482,7 +485,7 @@ func (i *Interface) hello(holdtime uint16) Hello {
 		Holdtime:       &holdtime,
 		DRPriority:     &priority,
 		GenerationID:   &genID,
-		LANPruneDelay:  &LANPruneDelay{PropagationDelay: propagationDelayMs, OverrideInterval: overrideIntervalMs},
+		LANPruneDelay:  &LANPruneDelay{TrackingSupport: i.cfg.TrackingSupport, PropagationDelay: propagationDelayMs, OverrideInterval: overrideIntervalMs},
 		SourcePrefixes: i.cfg.SourcePrefixes,
 	}
 }

@@ -25,7 +25,7 @@ func (t *Tree) receiveAsPeer(now time.Time, iface string, m *JoinPrune) {
 			if e == nil || !e.joined || e.upstream != (RPF{iface, target}) {
 				continue
 			}
-			if m.Holdtime >= t.holdtime() {
+			if m.Holdtime >= t.holdtime() && !t.links[iface].Tracking {
 				e.suppressed = now.Add(time.Duration((1.1 + 0.3*t.cfg.Random()) * float64(t.cfg.JoinPruneInterval)))
 			}
 		}

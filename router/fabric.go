@@ -51,6 +51,12 @@ type fabricState struct {
 	prefixesStale bool
 	prefixesAt    time.Time  // when they were last computed
 	rp            netip.Addr // the RP the nodes agreed on; invalid while none
+
+	// announced are the groups this node, as their RP, told the others it wants;
+	// announceAt is when it says so again, announceStale asks for it at once.
+	announced     map[netip.Addr]bool
+	announceAt    time.Time
+	announceStale bool
 }
 
 // fabricKey is what the fabric interface was made for: a change of either
@@ -73,11 +79,12 @@ const (
 
 func newFabricState() *fabricState {
 	return &fabricState{
-		dev:      fabric.New(),
-		resolver: net.DefaultResolver,
-		kick:     make(chan struct{}, 1),
-		isPeer:   make(map[netip.Addr]bool),
-		joins:    make(map[netip.Addr]map[sgKey]time.Time),
+		dev:       fabric.New(),
+		resolver:  net.DefaultResolver,
+		kick:      make(chan struct{}, 1),
+		announced: make(map[netip.Addr]bool),
+		isPeer:    make(map[netip.Addr]bool),
+		joins:     make(map[netip.Addr]map[sgKey]time.Time),
 	}
 }
 
@@ -331,8 +338,54 @@ func (r *Router) nextFabricDeadline() (time.Time, bool) {
 			next, found = due, true
 		}
 	}
+	if len(r.fab.announced) > 0 && (!found || r.fab.announceAt.Before(next)) {
+		next, found = r.fab.announceAt, true
+	}
 	return next, found
 }
+
+// announceFabricGroups has a node that is the RP of groups its own members want
+// say so on the fabric. Its members' joins would go to itself, so the first hops
+// on other nodes, which forward a group only where some node joined it, would
+// never hear of them. It sends a Join(*,G) addressed to itself, which tells
+// every node and asks nothing of any, as often as joins are repeated, and a
+// prune when its members are gone.
+func (r *Router) announceFabricGroups(now time.Time) {
+	f := r.fab
+	f.announceStale, f.announceAt = false, now.Add(r.cfg.PIM.JoinPruneInterval)
+	ifc := r.ifaces[r.cfg.Fabric.Interface]
+	if ifc == nil || ifc.pim == nil {
+		return
+	}
+	want := make(map[netip.Addr]bool)
+	for _, e := range r.rib.Tree().Entries(netip.Addr{}) {
+		if e.Key.Wildcard() && len(e.Local) > 0 {
+			if rp, ok := r.rpOf(e.Key.Group); ok && rp == f.self {
+				want[e.Key.Group] = true
+			}
+		}
+	}
+	holdtime := uint16(min(r.cfg.PIM.JoinPruneInterval*7/2/time.Second, 0xfffe))
+	self := []pim.JPSource{{Source: netip.PrefixFrom(f.self, 32), Sparse: true, Wildcard: true, RPT: true}}
+	var groups []pim.JPGroup
+	for g := range want {
+		groups = append(groups, pim.JPGroup{Group: netip.PrefixFrom(g, 32), Joins: self})
+	}
+	for g := range f.announced {
+		if !want[g] {
+			groups = append(groups, pim.JPGroup{Group: netip.PrefixFrom(g, 32), Prunes: self})
+		}
+	}
+	f.announced = want
+	slices.SortFunc(groups, func(a, b pim.JPGroup) int { return a.Group.Addr().Compare(b.Group.Addr()) })
+	for chunk := range slices.Chunk(groups, announcementGroups) {
+		r.sendPIM(ifc.name, netip.Addr{}, &pim.JoinPrune{UpstreamNeighbor: f.self, Holdtime: holdtime, Groups: chunk},
+			"fabric_announcements_sent")
+	}
+}
+
+// announcementGroups fits an announcement in one packet: 20 bytes a group.
+const announcementGroups = 64
 
 // fabricWants reports whether a peer joined (S,G) or (*,G) on the fabric.
 func (r *Router) fabricWants(key sgKey) bool {
@@ -387,6 +440,9 @@ func (r *Router) updateFabric(now time.Time) {
 				f.groups = want
 			}
 		}
+	}
+	if f.announceStale || !now.Before(f.announceAt) {
+		r.announceFabricGroups(now)
 	}
 	if f.prefixesStale && !now.Before(f.prefixesAt.Add(prefixInterval)) {
 		f.prefixesStale, f.prefixesAt = false, now
@@ -528,7 +584,7 @@ func (r *Router) electFabricRP() {
 	if rp == r.fab.rp {
 		return
 	}
-	r.fab.rp = rp
+	r.fab.rp, r.fab.announceStale = rp, true
 	r.log.Info("fabric RP", "rp", rp, "self", rp == r.fab.self)
 	r.counters.inc("fabric_rp_changes")
 	r.rps = pim.NewRPSet([]pim.RPMapping{{Groups: multicastGroups, RP: rp, Origin: "fabric"}}, r.cfg.PIM.SSMRange)

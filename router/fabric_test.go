@@ -1,12 +1,14 @@
 package router
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
 	"github.com/mrouterd/mrouterd/router/fabric"
@@ -275,5 +277,35 @@ func TestMergePrefixes(t *testing.T) {
 		netip.MustParsePrefix("172.16.0.3/32"), netip.MustParsePrefix("192.168.1.0/24")}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// TestFabricRPAnnounces: the RP's own members would join nobody; the RP says on
+// the fabric that it wants the group, and takes it back when they leave.
+func TestFabricRPAnnounces(t *testing.T) {
+	l, _, fab, pod := fabricNode(t, fabricConf)
+	l.peerHello(fab, node2)
+	l.pim.take()
+	l.report(pod, pod1.String(), exclude(grp1))
+	announced := func() []string {
+		var out []string
+		for _, s := range l.pim.take() {
+			if jp, ok := s.msg.(*pim.JoinPrune); ok && s.ifindex == fabricIndex && jp.UpstreamNeighbor == node1 {
+				for _, g := range jp.Groups {
+					out = append(out, fmt.Sprintf("%s +%d -%d", g.Group.Addr(), len(g.Joins), len(g.Prunes)))
+				}
+			}
+		}
+		return out
+	}
+	if got := announced(); !slices.Equal(got, []string{"239.1.1.1 +1 -0"}) {
+		t.Fatalf("announced %v", got)
+	}
+	l.report(pod, pod1.String(), igmp.Record{Type: igmp.ChangeToInclude, Group: grp1})
+	l.clock.advance(10 * time.Second)
+	l.r.advanceProtocols(l.r.now())
+	l.settle()
+	if got := announced(); !slices.Equal(got, []string{"239.1.1.1 +0 -1"}) {
+		t.Fatalf("after the leave: %v", got)
 	}
 }

@@ -151,6 +151,7 @@ func (r *Router) igmpActions(ifc *iface, actions []igmp.Action) {
 			r.counters.inc("igmp_queries_sent")
 		case igmp.GroupChanged:
 			r.sendAll(r.rib.SyncLocal(r.now(), ifc.name, a.Group))
+			r.fab.announceStale = true
 		case igmp.QuerierChanged:
 			r.log.Info("IGMP querier", "interface", ifc.name, "querier", a.Querier, "self", a.IsSelf)
 		}

@@ -24,6 +24,9 @@ func (r *Router) pimConfig(ifc *iface) pim.InterfaceConfig {
 		Random:              rand.Float64,
 		MaxNeighbors:        r.cfg.PIM.MaxNeighbors,
 		SourcePrefixes:      r.advertisedPrefixes(ifc),
+		// On the fabric, every node must hear every other's joins: they decide
+		// which nodes a group is replicated to.
+		TrackingSupport: r.isFabric(ifc),
 	}
 }
 

@@ -34,7 +34,9 @@ func (r *Router) rpOf(group netip.Addr) (netip.Addr, bool) {
 // syncLink tells the Tree about a PIM interface: our address there, and how long a
 // prune waits for an override, which depends on the neighbours.
 func (r *Router) syncLink(ifc *iface) {
-	r.rib.Tree().SetLink(ifc.name, pim.Link{Self: ifc.pimSelf, Override: pim.LinkOverride(ifc.pim.Neighbors())})
+	neighbors := ifc.pim.Neighbors()
+	r.rib.Tree().SetLink(ifc.name, pim.Link{Self: ifc.pimSelf, Override: pim.LinkOverride(neighbors),
+		Tracking: pim.LinkTracking(r.isFabric(ifc), neighbors)})
 }
 
 // treeActions carries out what the Tree asked for.
