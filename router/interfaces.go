@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"errors"
 	"net"
 	"net/netip"
@@ -203,6 +204,11 @@ func (r *Router) isFabric(ifc *iface) bool {
 // kernel has 32 VIFs per table, the register VIF included, and a node can have
 // hundreds of pod interfaces: a VIF is held only while the interface has IGMP
 // members, PIM neighbours, routes that name it, or a source seen sending there.
+//
+// An interface with an address of its own (a router's link, a CNI bridge, not a
+// pod's veth) also holds one while VIFs are free, as vifSpare: a new source there
+// then loses no packet to the VIF being made, and the VIF goes to any interface
+// that needs one once none is free.
 func (r *Router) vifDemand(ifc *iface, now time.Time) string {
 	switch {
 	case !r.eligible(ifc):
@@ -217,9 +223,14 @@ func (r *Router) vifDemand(ifc *iface, now time.Time) string {
 		return "routes"
 	case now.Before(ifc.sourceUntil):
 		return "source"
+	case len(ifc.addresses) > 0:
+		return vifSpare
 	}
 	return ""
 }
+
+// vifSpare is the demand of an interface that holds a VIF only while one is free.
+const vifSpare = "address"
 
 // sourceHold is how long a source seen on an interface without a VIF keeps the VIF
 // it is given: long enough for its next packet to reach the kernel's upcall and
@@ -251,7 +262,16 @@ func (r *Router) updateVIFs(now time.Time) {
 			adds = append(adds, ifc)
 		}
 	}
-	slices.SortFunc(adds, func(a, b *iface) int { return a.index - b.index })
+	// Those that need a VIF before those that would only hold a spare one.
+	slices.SortFunc(adds, func(a, b *iface) int {
+		spare := func(i *iface) int {
+			if i.vifReason == vifSpare {
+				return 1
+			}
+			return 0
+		}
+		return cmp.Or(spare(a)-spare(b), a.index-b.index)
+	})
 	for _, ifc := range adds {
 		r.addVIF(ifc, ifc.vifReason)
 	}
@@ -271,6 +291,12 @@ func (r *Router) takeDemand(ifc *iface, now time.Time) bool {
 
 func (r *Router) addVIF(ifc *iface, why string) {
 	vif, err := r.vifs.Alloc(ifc.name)
+	if err != nil && why != vifSpare && r.yieldSpareVIF() {
+		vif, err = r.vifs.Alloc(ifc.name)
+	}
+	if err != nil && why == vifSpare {
+		return // it has nothing to route: it waits for a free VIF without a word
+	}
 	if err != nil {
 		// Counted and logged once each time the interface starts to wait: every
 		// event retries, and would otherwise flood both.
@@ -291,6 +317,23 @@ func (r *Router) addVIF(ifc *iface, why string) {
 	ifc.vif = int(vif)
 	r.log.Info("interface active", "interface", ifc.name, "ifindex", ifc.index, "vif", vif, "for", why)
 	r.reconcileWanted = true
+}
+
+// yieldSpareVIF takes a VIF back from an interface that holds it only as
+// spare, the one with the highest ifindex, and reports whether there was one.
+func (r *Router) yieldSpareVIF() bool {
+	var victim *iface
+	for _, ifc := range r.ifaces {
+		if ifc.hasVIF() && ifc.vifReason == vifSpare && (victim == nil || ifc.index > victim.index) {
+			victim = ifc
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	r.log.Info("spare VIF given up for an interface that needs one", "interface", victim.name)
+	r.releaseVIF(victim)
+	return true
 }
 
 // releaseVIF deletes the interface's VIF. The kernel has already removed it when the

@@ -46,12 +46,13 @@ func vifsOf(l *lab) (n int) {
 // TestVIFsOnDemand: 300 pod interfaces are watched without a VIF; a pod's join
 // gives its interface one, its leave takes it back.
 func TestVIFsOnDemand(t *testing.T) {
-	l, _, veths := podNode(t, 300)
-	if n := vifsOf(l); n != 0 {
-		t.Fatalf("%d VIFs with nothing to route", n)
+	l, uplink, veths := podNode(t, 300)
+	// Only the uplink, which has an address, holds a VIF, a spare one.
+	if n := vifsOf(l); n != 1 || uplink.vifReason != vifSpare {
+		t.Fatalf("%d VIFs with nothing to route; the uplink's for %q", n, uplink.vifReason)
 	}
 	st := l.r.statusView()
-	if st.Interfaces != 301 || st.VIFs != 0 {
+	if st.Interfaces != 301 || st.VIFs != 1 {
 		t.Fatalf("status: %d interfaces watched, %d VIFs", st.Interfaces, st.VIFs)
 	}
 	// The querier on an interface without an address speaks from the node's.
@@ -70,7 +71,7 @@ func TestVIFsOnDemand(t *testing.T) {
 	l.clock.advance(10 * time.Second) // the last member queries
 	l.r.advanceProtocols(l.r.now())
 	l.settle()
-	if pod.hasVIF() || len(l.mrt.vifs) != 0 {
+	if pod.hasVIF() || len(l.mrt.vifs) != 1 {
 		t.Fatalf("the VIF stays after the last member left: %v", l.mrt.vifs)
 	}
 	if slices.Contains(l.tap.excluded, pod.index) {
@@ -81,12 +82,13 @@ func TestVIFsOnDemand(t *testing.T) {
 // TestVIFsExhausted: with every VIF in use, the next interface that needs one
 // waits, named in status and counted once; it gets one as soon as one is free.
 func TestVIFsExhausted(t *testing.T) {
-	l, _, veths := podNode(t, 40)
+	l, uplink, veths := podNode(t, 40)
 	for i, pod := range veths[:33] {
 		l.report(pod, podAddr(i).String(), exclude(grp1))
 	}
-	if n := vifsOf(l); n != mroute.MaxVIFs {
-		t.Fatalf("%d VIFs", n)
+	// The uplink gave its spare VIF to a pod, and waits without a word.
+	if n := vifsOf(l); n != mroute.MaxVIFs || uplink.hasVIF() || uplink.vifRefused {
+		t.Fatalf("%d VIFs; uplink %d", n, uplink.vif)
 	}
 	l.report(veths[33], podAddr(33).String(), exclude(grp1)) // another report: still counted once
 	waiting := []string{}
