@@ -301,6 +301,11 @@ func TestFabricRPAnnounces(t *testing.T) {
 	if got := announced(); !slices.Equal(got, []string{"239.1.1.1 +1 -0"}) {
 		t.Fatalf("announced %v", got)
 	}
+	// Node 2's first hop forwards a pod's stream onto the fabric: the RP takes it
+	// from there, the source's tree, with no register tunnel.
+	l.peerHello(fab, node2, "10.244.2.0/24")
+	l.upcall(mroute.NoCache, fab, pod2, grp1, nil)
+	l.mfc(sgKey{Source: pod2, Group: grp1}, "mrfabric", "cali0")
 	l.report(pod, pod1.String(), igmp.Record{Type: igmp.ChangeToInclude, Group: grp1})
 	l.clock.advance(10 * time.Second)
 	l.r.advanceProtocols(l.r.now())

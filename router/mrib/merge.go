@@ -238,6 +238,10 @@ func (r *RIB) routeIIF(key Key, rt *Route, v sourceView) (iif string, shared boo
 		return v.rpf.Interface, false
 	case rt.JoinState && !r.tree.Has(Key{Group: key.Group}) && !v.rpIsSelf:
 		return v.rpf.Interface, false
+	case v.rpIsSelf && (r.cfg.RegisterVIF == "" || r.cfg.Fabric != "" && v.rpf.Interface == r.cfg.Fabric):
+		// An RP without a register tunnel, or whose source is behind another node
+		// of the fabric, whose first hop forwards it natively: the source's tree.
+		return v.rpf.Interface, false
 	case v.rpIsSelf:
 		return r.cfg.RegisterVIF, true
 	}

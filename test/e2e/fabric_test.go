@@ -98,9 +98,9 @@ func TestFabric(t *testing.T) {
 	waitFabric(t, l, fabricNodes, "10.0.0.2") // the lowest address
 
 	// A stream already running; the pods join it.
-	startSender(t, l, "pod1", podSend("239.1.1.1", 16, "-duration", lab.Scaled(60*time.Second).String())...)
-	r2 := startReceiver(t, l, "pod2a", podRecv("239.1.1.1", "-duration", lab.Scaled(6*time.Second).String())...)
-	r3 := startReceiver(t, l, "pod3", podRecv("239.1.1.1", "-duration", lab.Scaled(6*time.Second).String())...)
+	startSender(t, l, "pod1", podSend("239.1.1.1", 16, "-duration", lab.Scaled(40*time.Second).String())...)
+	r2 := startReceiver(t, l, "pod2a", podRecv("239.1.1.1", "-duration", lab.Scaled(3*time.Second).String())...)
+	r3 := startReceiver(t, l, "pod3", podRecv("239.1.1.1", "-duration", lab.Scaled(3*time.Second).String())...)
 	for name, r := range map[string]*receiver{"pod2a": r2, "pod3": r3} {
 		rep := r.report(t, 10*time.Second)
 		t.Logf("%s: %d packets, join to first packet %.0f ms, %d lost after the first, %d duplicates",
@@ -108,10 +108,6 @@ func TestFabric(t *testing.T) {
 		if rep.Unique == 0 || lostAfterFirst(rep) > lab.SwitchLoss() || rep.Duplicates != 0 {
 			t.Errorf("%s: %+v; want every packet from the first on, once", name, rep.Stats)
 		}
-	}
-	// The pod on node 3's bridge that did not join gets none of it.
-	if n := sysCounter(t, l, "pod3b", "eth0", "rx_packets"); n > 100 {
-		t.Errorf("pod3b, no member, received %d packets", n)
 	}
 
 	// A process on node 3 itself, as a host-network pod, with a TTL that routes.
@@ -151,11 +147,15 @@ func TestFabric(t *testing.T) {
 	stopTTL1()
 
 	// The RP's daemon stops: node 3 keeps getting the stream from node 1.
-	r3 = startReceiver(t, l, "pod3", podRecv("239.1.1.1", "-duration", lab.Scaled(12*time.Second).String())...)
+	r3 = startReceiver(t, l, "pod3", podRecv("239.1.1.1", "-duration", lab.Scaled(8*time.Second).String())...)
 	lab.WaitFor(t, 5*time.Second, "pod3 receiving", func() (bool, string) {
 		n := sysCounter(t, l, "pod3", "eth0", "rx_packets")
 		return n > 200, fmt.Sprint(n)
 	})
+	// By now the bridge's snooping trusts the querier (it floods for a query's
+	// response time after it first hears one): the pod on node 3's bridge that did
+	// not join gets none of the stream.
+	rx3b := sysCounter(t, l, "pod3b", "eth0", "rx_packets")
 	stopped := time.Now()
 	if err := l.StopDaemon("node2", syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -165,8 +165,11 @@ func TestFabric(t *testing.T) {
 	rep := r3.report(t, 20*time.Second)
 	t.Logf("pod3 through the RP's stop: %d packets, %d lost after the first, largest gap %.1f ms, %d duplicates",
 		rep.Unique, lostAfterFirst(rep), rep.MaxGapMs, rep.Duplicates)
-	if rep.LastPacketMs < float64(lab.Scaled(10*time.Second).Milliseconds()) || rep.Duplicates != 0 {
+	if rep.LastPacketMs < float64(lab.Scaled(7*time.Second).Milliseconds()) || rep.Duplicates != 0 {
 		t.Errorf("pod3: %+v; the stream did not go on after the RP stopped", rep.Stats)
+	}
+	if n := sysCounter(t, l, "pod3b", "eth0", "rx_packets") - rx3b; n > 20 {
+		t.Errorf("pod3b, on the same bridge as pod3 but no member, received %d packets of the stream", n)
 	}
 }
 
@@ -191,7 +194,7 @@ func TestNodeWithManyPods(t *testing.T) {
 			_ = exec.Command("ip", "netns", "del", ns).Run()
 		}
 	})
-	var links, nodeSide, podSide strings.Builder
+	var links, nodeSide, routes, podSide strings.Builder
 	sysctls := []string{"-qw"}
 	mustRun(t, "ip", "netns", "add", idle)
 	for i := range pods {
@@ -202,7 +205,7 @@ func TestNodeWithManyPods(t *testing.T) {
 			netns = append(netns, peerNS)
 			addr := fmt.Sprintf("10.244.2.%d", 100+i)
 			fmt.Fprintf(&links, "link add %s netns %s type veth peer name eth0 netns %s\n", name, node, peerNS)
-			fmt.Fprintf(&nodeSide, "route add %s/32 dev %s\n", addr, name)
+			fmt.Fprintf(&routes, "route add %s/32 dev %s\n", addr, name)
 			sysctls = append(sysctls, "net.ipv4.conf."+name+".proxy_arp=1")
 			fmt.Fprintf(&podSide, "%s %s\n", peerNS, addr)
 		} else {
@@ -211,7 +214,7 @@ func TestNodeWithManyPods(t *testing.T) {
 		fmt.Fprintf(&nodeSide, "link set %s up\n", name)
 	}
 	ipBatch(t, "", links.String())
-	ipBatch(t, node, nodeSide.String())
+	ipBatch(t, node, nodeSide.String()+routes.String())
 	mustRun(t, append([]string{"ip", "netns", "exec", node, "sysctl"}, sysctls...)...)
 	for _, line := range strings.Split(strings.TrimSpace(podSide.String()), "\n") {
 		ns, addr, _ := strings.Cut(line, " ")
