@@ -225,7 +225,7 @@ func (r *Router) sharedTreeViews(now time.Time) []api.Route {
 		}
 		v := api.Route{Source: "*", Group: e.Key.Group.String(), OIFs: []string{}, Protocol: mrib.OriginPIM.String(),
 			Flags: []string{"WC"}, UptimeS: int64(now.Sub(e.Created).Seconds())}
-		if rp, ok := r.rpOf(e.Key.Group); ok {
+		if rp, ok := r.rpOf(e.Key.Group); ok && !r.isOwn(rp) { // the RP's own tree comes from nowhere
 			v.IIF = r.rpf(rp).Interface
 		}
 		if e.Joined {
