@@ -239,7 +239,9 @@ func TestNodeWithManyPods(t *testing.T) {
 	waitFabricJoined(t, l, "node1", "10.0.0.2", "239.1.1.5")
 	var st api.Status
 	ctl(t, l, "node2", &st, "show", "status")
-	t.Logf("node2 with %d pods, %d joined: %d VIFs in use, %d interfaces watched", pods, active, st.VIFs, st.Interfaces)
+	rss, cpu := daemonUsage(t, l, "node2")
+	t.Logf("node2 with %d pods, %d joined: %d VIFs in use, %d interfaces watched; mrouterd RSS %d KiB, CPU %s since start",
+		pods, active, st.VIFs, st.Interfaces, rss, cpu)
 	if st.VIFs > 32 || st.Interfaces < pods {
 		t.Errorf("status: %d VIFs, %d interfaces watched", st.VIFs, st.Interfaces)
 	}
@@ -263,6 +265,37 @@ func TestNodeWithManyPods(t *testing.T) {
 		}
 		return len(held) == 0, strings.Join(held, " ")
 	})
+}
+
+// daemonUsage is a node's mrouterd resident set and CPU time so far.
+func daemonUsage(t *testing.T, l *lab.Lab, node string) (rssKiB uint64, cpu time.Duration) {
+	t.Helper()
+	pid, ok := l.DaemonPID(node)
+	if !ok {
+		t.Fatalf("%s: mrouterd is not running", node)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			rssKiB, _ = strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fields after the command name, which is in parentheses: utime and stime
+	// are the 12th and 13th of them, in clock ticks of 1/100 s.
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(fields) > 12 {
+		u, _ := strconv.ParseUint(fields[11], 10, 64)
+		s, _ := strconv.ParseUint(fields[12], 10, 64)
+		cpu = time.Duration(u+s) * 10 * time.Millisecond
+	}
+	return rssKiB, cpu
 }
 
 func mustRun(t *testing.T, args ...string) {
