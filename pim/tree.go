@@ -66,24 +66,10 @@ type Link struct {
 	// Override is J/P_Override_Interval: how long a prune waits for a LAN peer to
 	// override it. 0 on a point-to-point link, where nobody else can.
 	Override time.Duration
-	// Tracking says every router on the link, us included, sets the T bit of the
-	// LAN Prune Delay option: joins are not suppressed there (RFC 7761 4.3.3), so
-	// an upstream router hears every downstream router's own.
+	// Tracking turns join suppression off (Suppression_Enabled false, RFC 7761
+	// 4.3.3), so that an upstream router hears every downstream router's own
+	// joins. Never suppressing costs a few Join/Prunes and is always safe.
 	Tracking bool
-}
-
-// LinkTracking is whether join suppression is off on a link (RFC 7761 4.3.3,
-// Suppression_Enabled false): we and every neighbour there set the T bit.
-func LinkTracking(self bool, neighbors []Neighbor) bool {
-	if !self {
-		return false
-	}
-	for _, n := range neighbors {
-		if n.LANPruneDelay == nil || !n.LANPruneDelay.TrackingSupport {
-			return false
-		}
-	}
-	return true
 }
 
 // LinkOverride is J/P_Override_Interval for a link with the given neighbours

@@ -34,9 +34,10 @@ func (r *Router) rpOf(group netip.Addr) (netip.Addr, bool) {
 // syncLink tells the Tree about a PIM interface: our address there, and how long a
 // prune waits for an override, which depends on the neighbours.
 func (r *Router) syncLink(ifc *iface) {
-	neighbors := ifc.pim.Neighbors()
-	r.rib.Tree().SetLink(ifc.name, pim.Link{Self: ifc.pimSelf, Override: pim.LinkOverride(neighbors),
-		Tracking: pim.LinkTracking(r.isFabric(ifc), neighbors)})
+	// On the fabric every node must hear every other's joins, whatever the T bits
+	// of other routers there say: they decide which nodes a group goes to.
+	r.rib.Tree().SetLink(ifc.name, pim.Link{Self: ifc.pimSelf, Override: pim.LinkOverride(ifc.pim.Neighbors()),
+		Tracking: r.isFabric(ifc)})
 }
 
 // treeActions carries out what the Tree asked for.
