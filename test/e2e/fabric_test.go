@@ -14,6 +14,7 @@ import (
 
 	"github.com/mrouterd/mrouterd/router/api"
 	"github.com/mrouterd/mrouterd/test/lab"
+	"github.com/mrouterd/mrouterd/test/peers"
 )
 
 // The k8s-fabric lab: three nodes in three subnets behind a router that carries no
@@ -173,6 +174,33 @@ func TestFabric(t *testing.T) {
 	}
 }
 
+// TestFabricInteropFRR: FRR on a fourth node, its own VXLAN configured by hand,
+// peers with the nodes over the fabric, and its host gets a pod's SSM stream.
+func TestFabricInteropFRR(t *testing.T) {
+	peers.RequireFRR(t)
+	l := deploy(t, topology(t, "k8s-fabric", nil))
+	startFRR(t, l, "frr", "interface mrfabric\n ip pim\n!\ninterface eth1\n ip pim\n ip igmp\n ip igmp version 3\n!\n")
+	waitFabric(t, l, fabricNodes, "10.0.0.2")
+	waitFRR(t, l, 30*time.Second, "frr", "show ip pim neighbor", "10.0.1.2", "10.0.0.2", "10.0.3.2")
+	lab.WaitFor(t, 30*time.Second, "node1 has FRR as a neighbour", func() (bool, string) {
+		for _, p := range fabricOf(t, l, "node1").Peers {
+			if p.Address == "10.0.4.2" {
+				return p.Neighbor, fmt.Sprintf("%+v", p)
+			}
+		}
+		return false, "no such peer"
+	})
+	r := startReceiver(t, l, "frrhost", "-group", "232.1.1.1", "-source", "10.244.1.10", "-port", "5000",
+		"-ifname", "eth0", "-count", "200")
+	waitFabricJoined(t, l, "node1", "10.0.4.2", "232.1.1.1")
+	send(t, l, "pod1", podSend("232.1.1.1", 16, "-count", "250")...)
+	rep := r.report(t, 10*time.Second)
+	t.Logf("FRR's host: %d of 250, join to first packet %.0f ms", rep.Unique, rep.FirstPacketMs)
+	if rep.Unique < 200 || rep.Duplicates != 0 {
+		t.Errorf("FRR's host: %+v", rep.Stats)
+	}
+}
+
 // holdMembershipIn keeps a pod a member of group, on a port nothing is sent to.
 func holdMembershipIn(t *testing.T, l *lab.Lab, node, group string) {
 	t.Helper()
@@ -226,6 +254,16 @@ func TestNodeWithManyPods(t *testing.T) {
 		ctl(t, l, "node2", &st, "show", "status")
 		return st.Interfaces >= pods, fmt.Sprint(st.Interfaces)
 	})
+	// One pod joins a running stream: the time to its first packet, with 300
+	// interfaces on its node (TestFabric measures it with 2).
+	startSender(t, l, "pod1", podSend("239.1.1.6", 16, "-duration", lab.Scaled(20*time.Second).String())...)
+	waitRouteAt(t, l, "node1", "10.244.1.10", "239.1.1.6")
+	first := startReceiverIn(t, l.Prefix+"-kp0", podRecv("239.1.1.6", "-duration", lab.Scaled(3*time.Second).String())...)
+	rep := first.report(t, 10*time.Second)
+	t.Logf("a pod on the node with %d interfaces: join to first packet %.0f ms (%d packets)", pods, rep.FirstPacketMs, rep.Unique)
+	if rep.Unique == 0 {
+		t.Errorf("the pod got nothing of a running stream")
+	}
 	// The stream's route at node 1 exists before the pods join: what is measured is
 	// the pods' side.
 	send(t, l, "pod1", podSend("239.1.1.5", 16, "-count", "5")...)
@@ -296,6 +334,15 @@ func daemonUsage(t *testing.T, l *lab.Lab, node string) (rssKiB uint64, cpu time
 		cpu = time.Duration(u+s) * 10 * time.Millisecond
 	}
 	return rssKiB, cpu
+}
+
+// waitRouteAt polls until a node has a route for (S,G).
+func waitRouteAt(t *testing.T, l *lab.Lab, node, source, group string) {
+	t.Helper()
+	lab.WaitFor(t, 10*time.Second, fmt.Sprintf("%s: a route for (%s,%s)", node, source, group), func() (bool, string) {
+		_, ok := findRoute(routes(t, l, node), source, group)
+		return ok, ""
+	})
 }
 
 func mustRun(t *testing.T, args ...string) {
