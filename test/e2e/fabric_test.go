@@ -95,7 +95,7 @@ func sysCounter(t *testing.T, l *lab.Lab, node, ifname, name string) uint64 {
 // on node 2; a group nobody on node 3 joined never crosses its underlay; a sender
 // with TTL 1 is named; and the stream goes on when the RP's daemon stops.
 func TestFabric(t *testing.T) {
-	l := deploy(t, topology(t, "k8s-fabric", nil))
+	l := deploy(t, topology(t, "k8s-fabric", sameConfig(t)))
 	waitFabric(t, l, fabricNodes, "10.0.0.2") // the lowest address
 
 	// A stream already running; the pods join it.
@@ -125,9 +125,22 @@ func TestFabric(t *testing.T) {
 	rx2, rx3 := sysCounter(t, l, "node2", "eth0", "rx_bytes"), sysCounter(t, l, "node3", "eth0", "rx_bytes")
 	send(t, l, "pod1", podSend("239.1.1.3", 16, "-count", "500", "-size", "1000")...)
 	d2, d3 := sysCounter(t, l, "node2", "eth0", "rx_bytes")-rx2, sysCounter(t, l, "node3", "eth0", "rx_bytes")-rx3
-	t.Logf("500 packets of 1000 bytes to a group only node 2 joined: node 2's underlay %d bytes, node 3's %d", d2, d3)
+	t.Logf("selective replication, 500 packets of 1000 bytes to a group only node 2 joined: node 2's underlay %d bytes, node 3's %d", d2, d3)
 	if d2 < 400*1000 || d3 > d2/20 {
 		t.Errorf("underlay bytes: node 2 %d, node 3 %d; want node 3's a small fraction (selective replication)", d2, d3)
+	}
+	// The same with every group to every node, for comparison.
+	for _, n := range fabricNodes {
+		writeFile(t, configPath(t, l, n), fabricConfigText(t)+"replication = \"all\"\n")
+		mustExec(t, l, n, "mroutectl", "reload")
+	}
+	rx2, rx3 = sysCounter(t, l, "node2", "eth0", "rx_bytes"), sysCounter(t, l, "node3", "eth0", "rx_bytes")
+	send(t, l, "pod1", podSend("239.1.1.3", 16, "-count", "500", "-size", "1000")...)
+	d2, d3 = sysCounter(t, l, "node2", "eth0", "rx_bytes")-rx2, sysCounter(t, l, "node3", "eth0", "rx_bytes")-rx3
+	t.Logf("full replication, the same: node 2's underlay %d bytes, node 3's %d", d2, d3)
+	for _, n := range fabricNodes {
+		writeFile(t, configPath(t, l, n), fabricConfigText(t))
+		mustExec(t, l, n, "mroutectl", "reload")
 	}
 
 	// A process on node 1 with TTL 1, as in most walk-throughs: named, not routed.
@@ -199,6 +212,26 @@ func TestFabricInteropFRR(t *testing.T) {
 	if rep.Unique < 200 || rep.Duplicates != 0 {
 		t.Errorf("FRR's host: %+v", rep.Stats)
 	}
+}
+
+// fabricConfigText is the nodes' config file of the k8s-fabric lab.
+func fabricConfigText(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "topologies", "k8s-fabric", "node.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// sameConfig gives every node its own copy of the one config file, which a test
+// may then change.
+func sameConfig(t *testing.T) map[string]string {
+	out := map[string]string{}
+	for _, n := range fabricNodes {
+		out[n] = fabricConfigText(t)
+	}
+	return out
 }
 
 // holdMembershipIn keeps a pod a member of group, on a port nothing is sent to.
