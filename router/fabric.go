@@ -251,10 +251,8 @@ func (r *Router) observeFabricJoins(now time.Time, from netip.Addr, m *pim.JoinP
 	for _, g := range m.Groups {
 		group := g.Group.Addr()
 		for _, s := range g.Joins {
-			key := sgKey{Source: s.Source.Addr(), Group: group}
-			if s.Wildcard {
-				key.Source = netip.Addr{}
-			} else if s.RPT {
+			key, ok := fabricJoinKey(group, s)
+			if !ok {
 				continue
 			}
 			if joined == nil {
@@ -271,10 +269,8 @@ func (r *Router) observeFabricJoins(now time.Time, from netip.Addr, m *pim.JoinP
 			joined[key] = now.Add(hold)
 		}
 		for _, s := range g.Prunes {
-			key := sgKey{Source: s.Source.Addr(), Group: group}
-			if s.Wildcard {
-				key.Source = netip.Addr{}
-			} else if s.RPT {
+			key, ok := fabricJoinKey(group, s)
+			if !ok {
 				continue
 			}
 			if _, ok := joined[key]; ok {
@@ -286,6 +282,18 @@ func (r *Router) observeFabricJoins(now time.Time, from netip.Addr, m *pim.JoinP
 	if m.Holdtime == 0 {
 		r.forgetFabricPeer(from)
 	}
+}
+
+// fabricJoinKey is the entry a Join/Prune source names: (*,G) or (S,G); an
+// (S,G,rpt) one asks for no traffic, and is not followed (ok false).
+func fabricJoinKey(group netip.Addr, s pim.JPSource) (key sgKey, ok bool) {
+	switch {
+	case s.Wildcard:
+		return sgKey{Group: group}, true
+	case s.RPT:
+		return sgKey{}, false
+	}
+	return sgKey{Source: s.Source.Addr(), Group: group}, true
 }
 
 // fabricWantChanged has a group's routes and the replication recomputed.

@@ -402,17 +402,7 @@ func ipBatch(t *testing.T, netns, commands string) {
 // startReceiverIn is startReceiver in a namespace of the test's own.
 func startReceiverIn(t *testing.T, netns string, args ...string) *receiver {
 	t.Helper()
-	ready := filepath.Join(t.TempDir(), "ready")
-	r := &receiver{cmd: exec.Command("ip", append([]string{"netns", "exec", netns, filepath.Join(binDir, "mcast"), "recv", "-ready", ready}, args...)...)}
-	r.cmd.Stdout = &r.out
-	r.cmd.Stderr = os.Stderr
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.cmd.Process.Kill(); _ = r.cmd.Wait() })
-	lab.WaitFor(t, 5*time.Second, netns+" receiver joined", func() (bool, string) {
-		_, err := os.Stat(ready)
-		return err == nil, fmt.Sprint(err)
+	return runReceiver(t, netns, func(ready string) *exec.Cmd {
+		return exec.Command("ip", append([]string{"netns", "exec", netns, filepath.Join(binDir, "mcast"), "recv", "-ready", ready}, args...)...)
 	})
-	return r
 }

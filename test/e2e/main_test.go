@@ -101,8 +101,16 @@ type receiver struct {
 // startReceiver joins and returns once the receiver's socket is joined.
 func startReceiver(t *testing.T, l *lab.Lab, node string, args ...string) *receiver {
 	t.Helper()
+	return runReceiver(t, node, func(ready string) *exec.Cmd {
+		return l.Command(node, append([]string{"mcast", "recv", "-ready", ready}, args...)...)
+	})
+}
+
+// runReceiver starts the receiver command makes, which creates ready once joined.
+func runReceiver(t *testing.T, node string, command func(ready string) *exec.Cmd) *receiver {
+	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
-	r := &receiver{cmd: l.Command(node, append([]string{"mcast", "recv", "-ready", ready}, args...)...)}
+	r := &receiver{cmd: command(ready)}
 	r.cmd.Stdout = &r.out
 	r.cmd.Stderr = os.Stderr
 	if err := r.cmd.Start(); err != nil {
