@@ -208,13 +208,9 @@ func (r *Router) ensureFabric() {
 		}
 		f.link, f.ensured, f.flood, f.groups = link, key, nil, nil
 		f.groupsStale, f.prefixesStale = true, true
+		// PIM starts on the interface when netlink reports it up with its address.
 		r.log.Info("fabric up", "interface", key.cfg.Name, "address", f.self, "underlay", link.Underlay,
 			"mtu", link.MTU, "vni", key.cfg.VNI, "port", key.cfg.Port, "peers", len(addrs))
-		// The interface is there now: follow it at once rather than when netlink says.
-		if l, err := r.links.Link(key.cfg.Name); err == nil {
-			r.linkSeen(l)
-			r.addrChanged(l.Index, netip.PrefixFrom(f.self, 32), true)
-		}
 	}
 	if f.flood != nil && slices.Equal(addrs, f.flood) {
 		return

@@ -75,6 +75,9 @@ func fabricNode(t *testing.T, cfg string) (*lab, *fakeFabric, *iface, *iface) {
 	l.route("10.244.1.5/32", 10, "")
 	l.route("0.0.0.0/0", 2, "10.0.1.1")
 	l.r.fabricResolved([]fabric.Peer{{Addr: node2, Origin: fabric.OriginConfig}, {Addr: node3, Origin: fabric.OriginConfig}}, node1, true, nil)
+	if err := l.r.syncInterfaces(); err != nil { // as netlink reports the new interface
+		t.Fatal(err)
+	}
 	l.settle()
 	fab := l.r.ifaces["mrfabric"]
 	if fab == nil || fab.pim == nil || !fab.hasVIF() || fab.querier != nil {

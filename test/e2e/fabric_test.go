@@ -255,7 +255,7 @@ func TestNodeWithManyPods(t *testing.T) {
 			_ = exec.Command("ip", "netns", "del", ns).Run()
 		}
 	})
-	var links, nodeSide, routes, podSide strings.Builder
+	var links, nodeSide, routes, podSide, idleSide strings.Builder
 	sysctls := []string{"-qw"}
 	mustRun(t, "ip", "netns", "add", idle)
 	for i := range pods {
@@ -271,10 +271,12 @@ func TestNodeWithManyPods(t *testing.T) {
 			fmt.Fprintf(&podSide, "%s %s\n", peerNS, addr)
 		} else {
 			fmt.Fprintf(&links, "link add %s netns %s type veth peer name %sp netns %s\n", name, node, name, idle)
+			fmt.Fprintf(&idleSide, "link set %sp up\n", name) // a running pod's end is up
 		}
 		fmt.Fprintf(&nodeSide, "link set %s up\n", name)
 	}
 	ipBatch(t, "", links.String())
+	ipBatch(t, idle, idleSide.String())
 	ipBatch(t, node, nodeSide.String()+routes.String())
 	mustRun(t, append([]string{"ip", "netns", "exec", node, "sysctl"}, sysctls...)...)
 	for _, line := range strings.Split(strings.TrimSpace(podSide.String()), "\n") {
