@@ -126,6 +126,12 @@ func (r *Router) linkSeen(attrs netwatch.Link) {
 	if ifc == nil {
 		ifc = &iface{name: attrs.Name, index: attrs.Index, vif: -1}
 		r.ifaces[attrs.Name] = ifc
+		// Links and addresses come from separate subscriptions: a new link's
+		// address may have been reported before the link, and gone unmatched.
+		if byIndex, err := r.links.Addresses(); err == nil {
+			ifc.addresses = slices.Clone(byIndex[attrs.Index])
+			sortPrefixes(ifc.addresses)
+		}
 	}
 	ifc.flags = attrs.Flags
 	ifc.register = isRegister(attrs.Name)
