@@ -36,6 +36,13 @@ type iface struct {
 	vifRefused  bool
 	sourceUntil time.Time // a source was seen sending here: it holds a VIF until then
 
+	// settings and enabled are the config's for the interface, kept while cached
+	// is set: matching the [[interface]] globs on every event would cost more
+	// than the rest of the event on a node with hundreds of interfaces.
+	settings conf.Interface
+	enabled  bool
+	cached   bool
+
 	pim     *pim.Interface // nil when PIM is off here
 	pimSelf netip.Addr     // the address PIM speaks from
 }
@@ -195,10 +202,15 @@ func (r *Router) eligible(ifc *iface) bool {
 // settingsFor is the config for an interface: its [[interface]] block's, or for
 // the fabric, PIM and nothing else, whatever the blocks say.
 func (r *Router) settingsFor(ifc *iface) (conf.Interface, bool) {
-	if r.isFabric(ifc) {
-		return conf.Interface{Match: ifc.name, PIM: true, DRPriority: 1}, true
+	if !ifc.cached {
+		ifc.cached = true
+		if r.isFabric(ifc) {
+			ifc.settings, ifc.enabled = conf.Interface{Match: ifc.name, PIM: true, DRPriority: 1}, true
+		} else {
+			ifc.settings, ifc.enabled = r.cfg.InterfaceFor(ifc.name)
+		}
 	}
-	return r.cfg.InterfaceFor(ifc.name)
+	return ifc.settings, ifc.enabled
 }
 
 // isFabric reports whether the interface is the node fabric's.

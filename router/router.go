@@ -441,6 +441,7 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 	r.rib.SetStatic(now, next.Static)
 	r.updateRegisterVIF()
 	for _, ifc := range r.sortedInterfaces() {
+		ifc.cached = false // the [[interface]] blocks may have changed
 		if ifc.querier != nil {
 			r.igmpActions(ifc, ifc.querier.SetConfig(r.igmpConfig(), now))
 		}
