@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mrouterd/mrouterd/conf"
 	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
 	"github.com/mrouterd/mrouterd/pim"
@@ -315,5 +316,27 @@ func TestFabricRPAnnounces(t *testing.T) {
 	l.settle()
 	if got := announced(); !slices.Equal(got, []string{"239.1.1.1 +0 -1"}) {
 		t.Fatalf("after the leave: %v", got)
+	}
+}
+
+// TestFabricReplicationReload: switching replication by reload takes effect at
+// once, not at the next join.
+func TestFabricReplicationReload(t *testing.T) {
+	l, dev, fab, _ := fabricNode(t, fabricConf)
+	l.peerHello(fab, node2)
+	l.receivePIM(fab, node2.String(), wildcardJoin(node1, grp1, false))
+	if len(dev.groups) != 1 {
+		t.Fatalf("selective: %v", dev.groups)
+	}
+	next, err := conf.Parse("test.toml", []byte(fabricConf+`replication = "all"`+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.r.apply(next); err != nil {
+		t.Fatal(err)
+	}
+	l.settle()
+	if len(dev.groups) != 0 {
+		t.Fatalf("after the reload to all: %v", dev.groups)
 	}
 }

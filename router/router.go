@@ -454,6 +454,7 @@ func (r *Router) apply(next *conf.Config) ([]string, error) {
 	}
 	r.updateVIFs(now)
 	if fabricChanged {
+		r.fab.groupsStale = true // replication may have changed
 		offer(r.fab.kick, struct{}{})
 	}
 	r.reconcileWanted = true
