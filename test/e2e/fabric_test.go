@@ -262,9 +262,9 @@ func TestNodeWithManyPods(t *testing.T) {
 	sysctls := []string{"-qw"}
 	mustRun(t, "ip", "netns", "add", idle)
 	for i := range pods {
-		name, peerNS := fmt.Sprintf("kp%d", i), idle
+		name := fmt.Sprintf("kp%d", i)
 		if i < active {
-			peerNS = fmt.Sprintf("%s-kp%d", l.Prefix, i)
+			peerNS := fmt.Sprintf("%s-kp%d", l.Prefix, i)
 			mustRun(t, "ip", "netns", "add", peerNS)
 			netns = append(netns, peerNS)
 			addr := fmt.Sprintf("10.244.2.%d", 100+i)
