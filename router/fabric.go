@@ -255,11 +255,11 @@ func (r *Router) observeFabricJoins(now time.Time, from netip.Addr, m *pim.JoinP
 				joined = make(map[sgKey]time.Time)
 				f.joins[from] = joined
 			}
-			if _, ok := joined[key]; !ok && len(joined) >= maxFabricJoinsPerPeer {
-				r.counters.inc("fabric_joins_refused")
-				continue
-			}
-			if _, ok := joined[key]; !ok {
+			if _, known := joined[key]; !known {
+				if len(joined) >= maxFabricJoinsPerPeer {
+					r.counters.inc("fabric_joins_refused")
+					continue
+				}
 				r.fabricWantChanged(group)
 			}
 			joined[key] = now.Add(hold)

@@ -43,8 +43,10 @@ func (r *Router) onLink(ifc *iface, addr netip.Addr) bool {
 	if len(ifc.addresses) > 0 {
 		return false
 	}
-	rt, ok := r.fibRoute(addr)
-	return ok && rt.ifindex == ifc.index && !rt.gateway.IsValid() && !rt.local
+	// Asked anew each time, not through the reverse-path cache: any source address
+	// a host puts in a report would otherwise stay in the cache.
+	rt, err := r.fib.Route(addr)
+	return err == nil && rt.ifindex == ifc.index && !rt.gateway.IsValid() && !rt.local
 }
 
 // own reports whether addr is one of the interface's addresses: our own packets
@@ -72,9 +74,13 @@ func (i *iface) primary() netip.Addr {
 func (r *Router) updateQuerier(ifc *iface, now time.Time) {
 	settings, enabled := r.settingsFor(ifc)
 	want := r.eligible(ifc) && enabled && settings.IGMP && r.igmp != nil
+	var self netip.Addr
+	if want {
+		self = r.querierAddress(ifc)
+	}
 	switch {
 	case want && ifc.querier == nil:
-		ifc.querierSelf = r.querierAddress(ifc)
+		ifc.querierSelf = self
 		ifc.querier = igmp.NewQuerier(r.igmpConfig(), ifc.querierSelf)
 		r.memberIfaces = nil
 		r.log.Info("IGMP querier started", "interface", ifc.name, "address", ifc.querierSelf)
@@ -85,8 +91,8 @@ func (r *Router) updateQuerier(ifc *iface, now time.Time) {
 		r.memberIfaces = nil
 		r.igmpActions(ifc, q.Stop())
 		r.log.Info("IGMP querier stopped", "interface", ifc.name)
-	case want && ifc.querierSelf != r.querierAddress(ifc):
-		ifc.querierSelf = r.querierAddress(ifc)
+	case want && ifc.querierSelf != self:
+		ifc.querierSelf = self
 		r.igmpActions(ifc, ifc.querier.SetAddress(ifc.querierSelf, now))
 	}
 }

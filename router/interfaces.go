@@ -63,7 +63,11 @@ func (r *Router) handleNetwork(ev netwatch.Event) {
 			r.linkGone(ev.Index)
 			return
 		}
+		known := r.byIndex(ev.Index) != nil
 		r.linkSeen(ev.Link)
+		if !known {
+			r.takeAddresses(ev.Index)
+		}
 	case *netwatch.AddrUpdate:
 		r.addrChanged(ev.Index, ev.Prefix, !ev.Gone)
 	case *netwatch.RouteUpdate:
@@ -133,12 +137,7 @@ func (r *Router) linkSeen(attrs netwatch.Link) {
 	if ifc == nil {
 		ifc = &iface{name: attrs.Name, index: attrs.Index, vif: -1}
 		r.ifaces[attrs.Name] = ifc
-		// Links and addresses come from separate subscriptions: a new link's
-		// address may have been reported before the link, and gone unmatched.
-		if byIndex, err := r.links.Addresses(); err == nil {
-			ifc.addresses = slices.Clone(byIndex[attrs.Index])
-			sortPrefixes(ifc.addresses)
-		}
+		r.indexes[attrs.Index] = ifc
 	}
 	ifc.flags = attrs.Flags
 	ifc.register = isRegister(attrs.Name)
@@ -159,6 +158,23 @@ func (r *Router) removeInterface(ifc *iface) {
 	ifc.flags = 0 // gone: no longer eligible
 	r.updateProtocols(ifc, r.now())
 	delete(r.ifaces, ifc.name)
+	delete(r.indexes, ifc.index)
+}
+
+// takeAddresses reads a new link's addresses from the kernel. Links and addresses
+// come from separate subscriptions, so its address may have been reported before
+// the link, when there was no interface to give it to.
+func (r *Router) takeAddresses(index int) {
+	byIndex, err := r.links.Addresses()
+	if err != nil {
+		r.log.Warn("read a new link's addresses", "ifindex", index, "err", err)
+		return
+	}
+	for _, p := range byIndex[index] {
+		if ifc := r.byIndex(index); ifc != nil && !slices.Contains(ifc.addresses, p) {
+			r.addrChanged(index, p, true)
+		}
+	}
 }
 
 func (r *Router) addrChanged(index int, p netip.Prefix, added bool) {
@@ -175,14 +191,9 @@ func (r *Router) addrChanged(index int, p netip.Prefix, added bool) {
 	r.updateProtocols(ifc, r.now())
 }
 
-func (r *Router) byIndex(index int) *iface {
-	for _, ifc := range r.ifaces {
-		if ifc.index == index {
-			return ifc
-		}
-	}
-	return nil
-}
+// byIndex is the interface with an ifindex, nil for none: every packet and
+// upcall asks, so it is a map lookup, not a walk over hundreds of interfaces.
+func (r *Router) byIndex(index int) *iface { return r.indexes[index] }
 
 // eligible says whether the config and the link's state let the interface route:
 // it is up with a carrier, can do multicast, is not loopback, and a config block

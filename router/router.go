@@ -46,17 +46,18 @@ type Router struct {
 	// clock is where the loop reads the time: the wall clock, or a test's.
 	clock func() time.Time
 
-	mrt    mrtTable
-	fib    fib
-	links  netState
-	igmp   igmpConn
-	pimIO  pimConn
-	tap    packetTap // nil where none could be opened: IGMP, PIM and sources are not heard
-	vifs   *mroute.VIFTable
-	ifaces map[string]*iface // by name
-	rps    *pim.RPSet
-	fab    *fabricState // the node fabric; in use while fabricOn
-	rib    *mrib.RIB    // routes and PIM state
+	mrt     mrtTable
+	fib     fib
+	links   netState
+	igmp    igmpConn
+	pimIO   pimConn
+	tap     packetTap // nil where none could be opened: IGMP, PIM and sources are not heard
+	vifs    *mroute.VIFTable
+	ifaces  map[string]*iface // by name
+	indexes map[int]*iface    // the same, by ifindex
+	rps     *pim.RPSet
+	fab     *fabricState // the node fabric; in use while fabricOn
+	rib     *mrib.RIB    // routes and PIM state
 	// memberIfaces are the interfaces where IGMP runs; nil until the RIB asks.
 	memberIfaces []string
 	paths        pathCache
@@ -162,6 +163,7 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		rps:         rpSet(cfg),
 		vifs:        mroute.NewVIFTable(),
 		ifaces:      make(map[string]*iface),
+		indexes:     make(map[int]*iface),
 		counters:    make(counters),
 		kernelByKey: make(map[sgKey]mroute.KernelEntry),
 		installed:   make(map[sgKey]desiredEntry),

@@ -29,6 +29,7 @@ func (r *Router) addTestIface(name string, index int) *iface {
 	vif, _ := r.vifs.Alloc(name)
 	ifc := &iface{name: name, index: index, vif: int(vif), flags: net.FlagUp | net.FlagRunning | net.FlagMulticast}
 	r.ifaces[name] = ifc
+	r.indexes[index] = ifc
 	return ifc
 }
 

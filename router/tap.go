@@ -169,13 +169,11 @@ func (r *Router) handleSighting(s sighting, now time.Time) {
 	if ifc.hasVIF() || !r.eligible(ifc) {
 		return // the kernel reports it now, or it is not to be routed
 	}
-	if now.Before(ifc.sourceUntil) {
-		ifc.sourceUntil = now.Add(sourceHold)
-		return
+	if !now.Before(ifc.sourceUntil) {
+		r.counters.inc("sources_without_vif")
+		r.log.Debug("source on an interface without a VIF", "interface", ifc.name, "source", s.source, "group", s.group)
 	}
 	ifc.sourceUntil = now.Add(sourceHold)
-	r.counters.inc("sources_without_vif")
-	r.log.Debug("source on an interface without a VIF", "interface", ifc.name, "source", s.source, "group", s.group)
 }
 
 // unroutable is a source whose packets the kernel drops for their TTL.

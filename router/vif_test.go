@@ -213,3 +213,19 @@ func TestLocalSender(t *testing.T) {
 	l.upcall(mroute.NoCache, uplink, node, grp1, nil)
 	l.mfc(sgKey{Source: node, Group: grp1}, uplink.name, veths[0].name)
 }
+
+// TestAddressBeforeLink: netlink reports a new link's address on another
+// subscription, and it may come first; the link still gets it.
+func TestAddressBeforeLink(t *testing.T) {
+	l := newLab(t, "")
+	link := netwatch.Link{Name: "eth7", Index: 17, Flags: net.FlagUp | net.FlagRunning | net.FlagMulticast}
+	p := netip.MustParsePrefix("10.0.7.1/24")
+	l.net.links = append(l.net.links, link)
+	l.net.addrs[17] = []netip.Prefix{p}
+	l.r.handleNetwork(&netwatch.AddrUpdate{Index: 17, Prefix: p}) // no such link yet: dropped
+	l.r.handleNetwork(&netwatch.LinkUpdate{Link: link})
+	ifc := l.r.byIndex(17)
+	if ifc == nil || !slices.Equal(ifc.addresses, []netip.Prefix{p}) || ifc.pim == nil || ifc.pimSelf != p.Addr() {
+		t.Fatalf("eth7: %+v", ifc)
+	}
+}
