@@ -6,30 +6,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/net/ipv4"
-)
 
-// inNetns runs fn on a thread switched into ns.
-func inNetns(t *testing.T, ns netns.NsHandle, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		if err := netns.Set(ns); err != nil {
-			t.Error(err)
-			return
-		}
-		fn()
-	}()
-	<-done
-}
+	"github.com/mrouterd/mrouterd/test/netnstest"
+)
 
 // TestKernelTap runs the tap's filter in the kernel: two namespaces joined by a
 // veth pair, packets sent from one, the tap reading in the other.
@@ -38,31 +23,15 @@ func TestKernelTap(t *testing.T) {
 		t.Skip("needs root for network namespaces")
 	}
 	suffix := fmt.Sprintf("%06x", rand.Uint32()&0xffffff)
-	var spaces [2]netns.NsHandle
-	for i := range spaces {
-		name := fmt.Sprintf("taptest%d-%s", i, suffix)
-		runtime.LockOSThread()
-		orig, _ := netns.Get()
-		ns, err := netns.NewNamed(name)
-		_ = netns.Set(orig)
-		orig.Close()
-		runtime.UnlockOSThread()
-		if err != nil {
+	ns0, h0 := netnstest.New(t, "taptest0-"+suffix)
+	ns1, h1 := netnstest.New(t, "taptest1-"+suffix)
+	spaces := [2]netns.NsHandle{ns0, ns1}
+	inNetns := func(ns netns.NsHandle, fn func()) {
+		t.Helper()
+		if err := netnstest.InNetns(ns, func() error { fn(); return nil }); err != nil {
 			t.Fatal(err)
 		}
-		spaces[i] = ns
-		t.Cleanup(func() { ns.Close(); _ = netns.DeleteNamed(name) })
 	}
-	h0, err := netlink.NewHandleAt(spaces[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h0.Close()
-	h1, err := netlink.NewHandleAt(spaces[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h1.Close()
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "tap0", Namespace: netlink.NsFd(spaces[0])},
 		PeerName: "tap1", PeerNamespace: netlink.NsFd(spaces[1])}
 	if err := h0.LinkAdd(veth); err != nil {
@@ -87,7 +56,7 @@ func TestKernelTap(t *testing.T) {
 	}
 
 	var tap *kernelTap
-	inNetns(t, spaces[0], func() { tap, err = openTap() })
+	inNetns(spaces[0], func() { tap, err = openTap() })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +80,7 @@ func TestKernelTap(t *testing.T) {
 		udp  *ipv4.PacketConn
 		igmp *ipv4.RawConn
 	)
-	inNetns(t, spaces[1], func() {
+	inNetns(spaces[1], func() {
 		c, err := net.ListenPacket("udp4", "10.9.0.2:0")
 		if err != nil {
 			t.Error(err)
@@ -142,7 +111,7 @@ func TestKernelTap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	inNetns(t, spaces[1], func() {
+	inNetns(spaces[1], func() {
 		tap1, _ := net.InterfaceByName("tap1")
 		if err := udp.SetMulticastInterface(tap1); err != nil {
 			t.Error(err)

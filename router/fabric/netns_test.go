@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -16,61 +15,9 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/mrouterd/mrouterd/test/netnstest"
 )
-
-// inNetns runs fn on an OS thread inside ns. The thread is never unlocked, so
-// the runtime ends it with the goroutine rather than reuse it elsewhere.
-func inNetns(ns netns.NsHandle, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := netns.Set(ns); err != nil {
-			done <- err
-			return
-		}
-		done <- fn()
-	}()
-	return <-done
-}
-
-// newNetns makes a named namespace with lo up, deleted when the test ends, and
-// a netlink handle for it.
-func newNetns(t *testing.T, name string) (netns.NsHandle, *netlink.Handle) {
-	t.Helper()
-	type made struct {
-		ns  netns.NsHandle
-		err error
-	}
-	done := make(chan made, 1)
-	go func() {
-		runtime.LockOSThread() // NewNamed moves the thread: never unlocked
-		ns, err := netns.NewNamed(name)
-		done <- made{ns, err}
-	}()
-	m := <-done
-	if m.err != nil {
-		t.Fatalf("netns %s: %v", name, m.err)
-	}
-	t.Cleanup(func() {
-		m.ns.Close()
-		if err := netns.DeleteNamed(name); err != nil {
-			t.Errorf("delete netns %s: %v", name, err)
-		}
-	})
-	h, err := netlink.NewHandleAt(m.ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	lo, err := h.LinkByName("lo")
-	if err == nil {
-		err = h.LinkSetUp(lo)
-	}
-	if err != nil {
-		t.Fatalf("netns %s: lo: %v", name, err)
-	}
-	return m.ns, h
-}
 
 // node is one end of the test: a namespace with an underlay interface.
 type node struct {
@@ -82,14 +29,14 @@ type node struct {
 
 func (n node) run(t *testing.T, fn func(f *Fabric) error) {
 	t.Helper()
-	if err := inNetns(n.ns, func() error { return fn(New()) }); err != nil {
+	if err := netnstest.InNetns(n.ns, func() error { return fn(New()) }); err != nil {
 		t.Fatalf("%s: %v", n.name, err)
 	}
 }
 
 func (n node) sysctl(t *testing.T, path, value string) {
 	t.Helper()
-	if err := inNetns(n.ns, func() error { return system{}.SetSysctl(path, value) }); err != nil {
+	if err := netnstest.InNetns(n.ns, func() error { return system{}.SetSysctl(path, value) }); err != nil {
 		t.Fatalf("%s: %v", n.name, err)
 	}
 }
@@ -120,8 +67,8 @@ func TestFabricBetweenNamespaces(t *testing.T) {
 	suffix := fmt.Sprintf("%08x", rand.Uint32())
 	a, b := node{name: "mrfab-a-" + suffix, addr: netip.MustParseAddr("192.0.2.1")},
 		node{name: "mrfab-b-" + suffix, addr: netip.MustParseAddr("192.0.2.2")}
-	a.ns, a.h = newNetns(t, a.name)
-	b.ns, b.h = newNetns(t, b.name)
+	a.ns, a.h = netnstest.New(t, a.name)
+	b.ns, b.h = netnstest.New(t, b.name)
 
 	// The underlay: a veth pair whose ends are born in their namespaces.
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "ua", Namespace: netlink.NsFd(a.ns)},
@@ -269,7 +216,7 @@ func checkLink(t *testing.T, n node, underlay, index int) {
 		t.Errorf("%s: addresses %v", n.name, addrs)
 	}
 	var rp string
-	if err := inNetns(n.ns, func() (err error) { rp, err = system{}.Sysctl(rpFilter(DefaultName)); return err }); err != nil || rp != "0" {
+	if err := netnstest.InNetns(n.ns, func() (err error) { rp, err = system{}.Sysctl(rpFilter(DefaultName)); return err }); err != nil || rp != "0" {
 		t.Errorf("%s: rp_filter %q, %v", n.name, rp, err)
 	}
 }
@@ -283,7 +230,7 @@ type receiver struct {
 func listen(t *testing.T, n node, group netip.Addr) receiver {
 	t.Helper()
 	var r receiver
-	err := inNetns(n.ns, func() error {
+	err := netnstest.InNetns(n.ns, func() error {
 		ifi, err := net.InterfaceByName(DefaultName)
 		if err != nil {
 			return err
@@ -306,7 +253,7 @@ func listen(t *testing.T, n node, group netip.Addr) receiver {
 func sender(t *testing.T, n node) *net.UDPConn {
 	t.Helper()
 	var conn *net.UDPConn
-	err := inNetns(n.ns, func() error {
+	err := netnstest.InNetns(n.ns, func() error {
 		ifi, err := net.InterfaceByName(DefaultName)
 		if err != nil {
 			return err
