@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/mrouterd/mrouterd/test/netnstest"
 
 	"github.com/mrouterd/mrouterd/router/api"
 )
@@ -355,19 +356,8 @@ func (l *Lab) InNetns(node string, fn func() error) error {
 	if err != nil {
 		return err
 	}
-	done := make(chan error, 1)
-	go func() {
-		defer ns.Close()
-		// Never unlocked: the runtime ends the thread with the goroutine instead of
-		// handing a thread in a foreign namespace to other goroutines.
-		runtime.LockOSThread()
-		if err := netns.Set(ns); err != nil {
-			done <- err
-			return
-		}
-		done <- fn()
-	}()
-	return <-done
+	defer ns.Close()
+	return netnstest.InNetns(ns, fn)
 }
 
 // Attach reopens a running lab from its state directory.
