@@ -63,7 +63,9 @@ type fakeEnv struct {
 	fabric  map[Key]bool // what peers on the fabric joined
 }
 
-func (e *fakeEnv) FabricWants(k Key) bool { return e.fabric[k] }
+func (e *fakeEnv) FabricWants(k Key) bool {
+	return e.fabric[k] || e.fabric[Key{Group: k.Group}]
+}
 
 func (e *fakeEnv) RPF(a netip.Addr) pim.RPF { return e.rpf[a] }
 func (e *fakeEnv) SSM(g netip.Addr) bool    { return netip.MustParsePrefix("232.0.0.0/8").Contains(g) }
@@ -825,4 +827,34 @@ func TestUses(t *testing.T) {
 	check("the learned route idle", map[string]int{"eth2": 1, "eth3": 1})
 	h.rib.SetStatic(h.now, nil)
 	check("no static routes", map[string]int{})
+}
+
+// TestFabricFirstHop: where the RP is reached over the fabric, a first hop does
+// not register; it puts the source on the fabric while a peer there joined the
+// group, and takes it off when none has. A source on a PIM-less interface (a
+// pod's veth) counts: no DR there to defer to.
+func TestFabricFirstHop(t *testing.T) {
+	h := newHarness(t, rpAddr.String(), Config{RegisterVIF: "pimreg", Fabric: "fab"})
+	h.env.rpf[rpAddr] = pim.RPF{Interface: "fab", Neighbor: rpNbr}
+	h.env.pimOff["eth1"] = true
+	h.env.fabric = map[Key]bool{}
+	key := sg(hostSrc, grp)
+	h.noCache(key, onEth1)
+	h.want(key, "eth1")
+	if _, ok := h.rib.Tree().Registering(key); ok {
+		t.Fatal("registering to an RP on the fabric")
+	}
+	h.env.fabric[Key{Group: grp}] = true
+	h.rib.MarkGroup(grp)
+	h.settle()
+	h.want(key, "eth1", "fab")
+	delete(h.env.fabric, Key{Group: grp})
+	h.rib.MarkGroup(grp)
+	h.settle()
+	h.want(key, "eth1")
+	// The same router with the RP off the fabric registers as ever.
+	h2 := newHarness(t, rpAddr.String(), Config{RegisterVIF: "pimreg", Fabric: "fab"})
+	h2.env.pimOff["eth1"] = true
+	h2.noCache(key, onEth1)
+	h2.want(key, "eth1", "pimreg")
 }

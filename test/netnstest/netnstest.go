@@ -1,5 +1,6 @@
-// Package netnstest gives tests network namespaces of their own, for code that
-// must meet the real kernel (packet sockets, VXLAN) without a lab.
+// Package netnstest makes network namespaces for tests and runs code inside
+// them: the lab's nodes, and kernel-level tests that need no lab (packet
+// sockets, VXLAN).
 package netnstest
 
 import (
