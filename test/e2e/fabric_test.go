@@ -147,6 +147,7 @@ func TestFabric(t *testing.T) {
 	}
 
 	// A process on node 1 with TTL 1, as in most walk-throughs: named, not routed.
+	ttl1Started := time.Now()
 	stopTTL1 := startSender(t, l, "node1", podSend("239.1.1.4", 1, "-duration", lab.Scaled(30*time.Second).String())...)
 	lab.WaitFor(t, 5*time.Second, "node1 names the TTL-1 sender", func() (bool, string) {
 		var st api.Status
@@ -158,6 +159,9 @@ func TestFabric(t *testing.T) {
 		}
 		return false, fmt.Sprintf("%+v", st.Unroutable)
 	})
+	// An upper bound: the sender's start and each mroutectl call are in it.
+	t.Logf("the TTL-1 sender named in show status %.0f ms after the sender started",
+		float64(time.Since(ttl1Started).Microseconds())/1000)
 	if rt, ok := findRoute(routes(t, l, "node1"), "10.0.1.2", "239.1.1.4"); !ok || !slices.Contains(rt.Flags, "low-ttl") || rt.Warning == "" {
 		t.Errorf("show routes: %+v", rt)
 	}
