@@ -50,6 +50,51 @@ func Open(table uint32) (*Socket, error) {
 	return s, nil
 }
 
+// Adopt takes over the multicast routing socket of table that a process before
+// this one opened and left open across exec: the table keeps every VIF and MFC
+// entry, and forwarding never stops. fd is the inherited descriptor; it is closed
+// when Adopt fails. The kernel cannot say which socket owns a table, so the
+// caller vouches for it (it was handed over with the table's number).
+func Adopt(fd int, table uint32) (*Socket, error) {
+	s, err := adopt(fd, table)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("mroute: table %d: adopt descriptor %d: %w", table, fd, err)
+	}
+	return s, nil
+}
+
+func adopt(fd int, table uint32) (*Socket, error) {
+	for opt, want := range map[int]int{unix.SO_DOMAIN: unix.AF_INET, unix.SO_TYPE: unix.SOCK_RAW, unix.SO_PROTOCOL: unix.IPPROTO_IGMP} {
+		if got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, opt); err != nil || got != want {
+			return nil, errors.New("not a raw IGMP socket")
+		}
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+		return nil, err
+	}
+	return wrap(fd, table)
+}
+
+// Detach hands the socket over to the program this process execs next, which
+// adopts it (Adopt): the descriptor it returns is left open across exec, and with
+// it the table. The Socket itself is closed for use, without MRT_DONE, and a
+// blocked Read returns; upcalls not yet read wait in the socket for the adopter.
+func (s *Socket) Detach() (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fd < 0 {
+		return -1, net.ErrClosed
+	}
+	if _, err := unix.FcntlInt(uintptr(s.fd), unix.F_SETFD, 0); err != nil {
+		return -1, fmt.Errorf("mroute: table %d: keep socket open across exec: %w", s.table, err)
+	}
+	fd := s.fd
+	s.fd = -1
+	s.conn.Close()
+	return fd, nil
+}
+
 func setUp(fd int, table uint32) (*Socket, error) {
 	if table != 0 {
 		// The table must be chosen before MRT_INIT binds the socket to one.
@@ -70,24 +115,32 @@ func setUp(fd int, table uint32) (*Socket, error) {
 			return nil, openError(table, "set receive buffer", err)
 		}
 	}
+	s, err := wrap(fd, table)
+	if err != nil {
+		return nil, openError(table, "wrap socket", err)
+	}
+	return s, nil
+}
 
+// wrap makes a Socket of a multicast routing socket set up for reading.
+func wrap(fd int, table uint32) (*Socket, error) {
 	// net.FilePacketConn duplicates the descriptor it is given, and an os.File
 	// closes its descriptor when collected, so hand it a duplicate of its own and
 	// keep fd outside the runtime's reach for control calls.
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return nil, openError(table, "duplicate socket", err)
+		return nil, err
 	}
 	f := os.NewFile(uintptr(dup), fmt.Sprintf("mroute-table-%d", table))
 	pc, err := net.FilePacketConn(f)
 	f.Close()
 	if err != nil {
-		return nil, openError(table, "wrap socket", err)
+		return nil, err
 	}
 	conn, ok := pc.(*net.IPConn)
 	if !ok {
 		pc.Close()
-		return nil, fmt.Errorf("mroute: table %d: wrap socket: got %T, want *net.IPConn", table, pc)
+		return nil, fmt.Errorf("got %T, want *net.IPConn", pc)
 	}
 	return &Socket{
 		table: table,

@@ -513,3 +513,63 @@ func TestUpcallsAndIGMP(t *testing.T) {
 		}
 	})
 }
+
+// TestAdopt hands a table's socket to a second Socket, as a restart does across
+// exec: the VIFs and MFC entries stay, and the adopted socket programs the table.
+func TestAdopt(t *testing.T) {
+	lab.InNewNetns(t, func() {
+		l, ok := addLinks(t)
+		if !ok {
+			return
+		}
+		s, err := mroute.Open(0)
+		if err != nil {
+			t.Errorf("Open(0): %v", err)
+			return
+		}
+		if !addVIFs(t, s, l) {
+			return
+		}
+		first := mroute.MFC{Source: mustAddr("10.9.0.2"), Group: mustAddr("239.1.1.1"), IIF: 1, OIFs: []uint16{2}}
+		if err := s.AddMFC(first); err != nil {
+			t.Errorf("AddMFC: %v", err)
+		}
+		fd, err := s.Detach()
+		if err != nil {
+			t.Errorf("Detach: %v", err)
+			return
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC != 0 {
+			t.Errorf("descriptor flags after Detach = %#x, %v; want close-on-exec off", flags, err)
+		}
+		if err := s.AddMFC(first); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("AddMFC on a detached Socket = %v, want an error", err)
+		}
+		// The descriptor stands for the one the next program inherits across exec.
+		adopted, err := mroute.Adopt(fd, 0)
+		if err != nil {
+			t.Errorf("Adopt: %v", err)
+			return
+		}
+		defer adopted.Close()
+		if got := dump(t, 0); len(got) != 1 || got[0].Source != first.Source {
+			t.Errorf("table after Adopt = %+v, want the entry installed before", got)
+		}
+		second := mroute.MFC{Source: mustAddr("10.9.0.3"), Group: mustAddr("239.1.1.1"), IIF: 1, OIFs: []uint16{0}}
+		if err := adopted.AddMFC(second); err != nil {
+			t.Errorf("AddMFC through the adopted socket: %v", err)
+		}
+		if got := dump(t, 0); len(got) != 2 {
+			t.Errorf("table after an adopted AddMFC = %+v, want 2 entries", got)
+		}
+
+		udp, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+		if err != nil {
+			t.Errorf("socket: %v", err)
+			return
+		}
+		if _, err := mroute.Adopt(udp, 0); err == nil || !strings.Contains(err.Error(), "not a raw IGMP socket") {
+			t.Errorf("Adopt of a UDP socket = %v, want refused", err)
+		}
+	})
+}

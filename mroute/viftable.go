@@ -46,3 +46,18 @@ func (t *VIFTable) Owner(vif uint16) (string, bool) {
 
 // Used returns the number of VIFs in use.
 func (t *VIFTable) Used() int { return t.count }
+
+// Reserve marks vif as held by owner: a VIF the kernel already has, adopted from
+// the process before this one.
+func (t *VIFTable) Reserve(vif uint16, owner string) error {
+	if vif >= MaxVIFs {
+		return fmt.Errorf("VIF %d for %q: out of range", vif, owner)
+	}
+	if t.used[vif] {
+		return fmt.Errorf("VIF %d for %q: held by %q", vif, owner, t.owners[vif])
+	}
+	t.used[vif] = true
+	t.owners[vif] = owner
+	t.count++
+	return nil
+}

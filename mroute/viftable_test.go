@@ -55,3 +55,24 @@ func TestVIFTable(t *testing.T) {
 		t.Errorf("Owner(7) = %q after reuse", owner)
 	}
 }
+
+func TestVIFTableReserve(t *testing.T) {
+	tab := NewVIFTable()
+	if err := tab.Reserve(2, "eth1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.Reserve(2, "eth2"); err == nil || !strings.Contains(err.Error(), `held by "eth1"`) {
+		t.Errorf("second Reserve(2) = %v, want held by eth1", err)
+	}
+	if err := tab.Reserve(MaxVIFs, "eth3"); err == nil {
+		t.Error("Reserve out of range succeeded")
+	}
+	for _, want := range []uint16{0, 1, 3} {
+		if vif, err := tab.Alloc("x"); err != nil || vif != want {
+			t.Errorf("Alloc around a reserved VIF = %d, %v; want %d", vif, err, want)
+		}
+	}
+	if tab.Used() != 4 {
+		t.Errorf("Used = %d, want 4", tab.Used())
+	}
+}

@@ -22,6 +22,14 @@ type Key struct {
 // Wildcard reports whether the key is (*,G).
 func (k Key) Wildcard() bool { return !k.Source.IsValid() }
 
+// Compare orders keys by group, then source, (*,G) first.
+func (k Key) Compare(o Key) int {
+	if c := k.Group.Compare(o.Group); c != 0 {
+		return c
+	}
+	return k.Source.Compare(o.Source)
+}
+
 func (k Key) String() string {
 	if k.Wildcard() {
 		return "(*," + k.Group.String() + ")"

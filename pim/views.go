@@ -64,12 +64,7 @@ func (t *Tree) Entries(group netip.Addr) []EntryView {
 			add(e)
 		}
 	}
-	slices.SortFunc(out, func(a, b EntryView) int {
-		if c := a.Key.Group.Compare(b.Key.Group); c != 0 {
-			return c
-		}
-		return a.Key.Source.Compare(b.Key.Source)
-	})
+	slices.SortFunc(out, func(a, b EntryView) int { return a.Key.Compare(b.Key) })
 	return out
 }
 

@@ -146,12 +146,20 @@ func (r *Router) handler() http.Handler {
 	view(api.PathPIMJoins, func() (any, error) { return r.joinsView(r.now()), nil })
 	view(api.PathFabric, func() (any, error) { return r.fabricView(), nil })
 	mux.HandleFunc("POST "+api.PathReload, func(w http.ResponseWriter, req *http.Request) {
-		summary, err := r.Reload(req.Context())
+		reload, err := r.ReloadOrRestart(req.Context())
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, api.Reload{Changed: len(summary) > 0, Summary: nonNil(summary)})
+		writeJSON(w, http.StatusOK, reload)
+	})
+	mux.HandleFunc("POST "+api.PathRestart, func(w http.ResponseWriter, req *http.Request) {
+		restart, err := r.Restart(req.Context())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, restart)
 	})
 	mux.HandleFunc("GET "+api.PathMetrics, r.serveMetrics)
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
@@ -521,7 +529,8 @@ func (r *Router) statusView() api.Status {
 			Interface: u.iface, TTL: int(u.ttl), SinceS: int64(now.Sub(u.first).Seconds())})
 	}
 	return api.Status{
-		Version: r.version, UptimeS: int64(now.Sub(r.started).Seconds()),
+		Version: r.version, UptimeS: int64(now.Sub(r.started).Seconds()), Started: r.started.Format(time.RFC3339Nano),
+		Hold:       r.holdView(now),
 		ConfigFile: r.cfg.File, Table: r.cfg.Router.Table,
 		VIFs: r.vifs.Used(), MaxVIFs: mroute.MaxVIFs, Interfaces: watched, Routes: installed,
 		Unroutable: unroutable, Counters: cs, Warnings: nonNil(r.warnings()),

@@ -88,6 +88,18 @@ func (f *fakeMRT) VIFCount(uint16) (mroute.VIFCount, error) {
 	return mroute.VIFCount{PacketsIn: 1}, nil
 }
 
+// Detach ends the reader; the table itself stays for a fake that adopts it (adopt).
+func (f *fakeMRT) Detach() (int, error) {
+	f.closeOnce.Do(func() { close(f.closed) })
+	return 100, nil
+}
+
+// adopt is the same table behind a new socket, as the next program sees it.
+func (f *fakeMRT) adopt() *fakeMRT {
+	return &fakeMRT{vifs: f.vifs, mfc: f.mfc, regIndex: f.regIndex,
+		messages: make(chan mroute.Message, 64), closed: make(chan struct{})}
+}
+
 func (f *fakeMRT) Close() error {
 	f.closeOnce.Do(func() { close(f.closed) })
 	return nil

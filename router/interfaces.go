@@ -34,6 +34,7 @@ type iface struct {
 	// for nothing; vifRefused is set while it waits for a VIF none is free for.
 	vifReason   string
 	vifRefused  bool
+	adopted     bool      // its VIF was handed over by a restart, and is held with it
 	sourceUntil time.Time // a source was seen sending here: it holds a VIF until then
 
 	// settings and enabled are the config's for the interface, kept while cached
@@ -138,6 +139,7 @@ func (r *Router) linkSeen(attrs netwatch.Link) {
 		ifc = &iface{name: attrs.Name, index: attrs.Index, vif: -1}
 		r.ifaces[attrs.Name] = ifc
 		r.indexes[attrs.Index] = ifc
+		r.takeAdoptedVIF(ifc)
 	}
 	ifc.flags = attrs.Flags
 	ifc.register = isRegister(attrs.Name)
@@ -250,6 +252,8 @@ func (r *Router) vifDemand(ifc *iface, now time.Time) string {
 		return "neighbors"
 	case r.rib.Uses(ifc.name) > 0:
 		return "routes"
+	case ifc.adopted && r.held != nil:
+		return "restart"
 	case now.Before(ifc.sourceUntil):
 		return "source"
 	case len(ifc.addresses) > 0:
@@ -415,6 +419,7 @@ func (r *Router) advanceProtocols(now time.Time) {
 	r.treeActions(r.rib.Tree().Advance(now))
 	r.sendAll(r.rib.Advance(now))
 	r.expireFabricJoins(now)
+	r.endHold(now)
 }
 
 // nextProtocolDeadline is the earliest IGMP or PIM timer of any interface.
@@ -428,6 +433,7 @@ func (r *Router) nextProtocolDeadline() (time.Time, bool) {
 	}
 	consider(r.rib.NextDeadline())
 	consider(r.nextFabricDeadline())
+	consider(r.holdUntil, r.held != nil)
 	for _, ifc := range r.ifaces {
 		if ifc.querier != nil {
 			consider(ifc.querier.NextDeadline())

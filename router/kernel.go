@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 
@@ -28,6 +29,8 @@ type mrtTable interface {
 	SetPIM(on bool) error
 	VIFCount(vif uint16) (mroute.VIFCount, error)
 	Dump() ([]mroute.KernelEntry, error)
+	// Detach leaves the table's socket open for the program execed next.
+	Detach() (int, error)
 	Close() error
 }
 
@@ -35,6 +38,18 @@ type mrtTable interface {
 type kernelMRT struct{ *mroute.Socket }
 
 func (k kernelMRT) Dump() ([]mroute.KernelEntry, error) { return mroute.Dump(k.Table()) }
+
+// openTable takes the table handed over by the program before this one, or
+// opens it.
+func openTable(table uint32, h *Handoff) (*mroute.Socket, error) {
+	if h == nil {
+		return mroute.Open(table)
+	}
+	if h.Table != table {
+		return nil, fmt.Errorf("the table handed over is %d, the config's %d", h.Table, table)
+	}
+	return mroute.Adopt(h.MRT, table)
+}
 
 // netState is the kernel's links, addresses and unicast route changes.
 type netState interface {

@@ -22,8 +22,15 @@ type desiredEntry struct {
 func (r *Router) desired() map[sgKey]desiredEntry {
 	out := make(map[sgKey]desiredEntry, r.rib.Len())
 	for rt := range r.rib.Routes() {
-		if e, ok := r.desiredEntry(rt); ok {
+		if e, ok := r.wanted(rt.Key, rt); ok {
 			out[rt.Key] = e
+		}
+	}
+	for key := range r.held {
+		if _, done := out[key]; !done {
+			if e, ok := r.wanted(key, nil); ok {
+				out[key] = e
+			}
 		}
 	}
 	return out
@@ -68,7 +75,7 @@ func (d desiredEntry) same(iifIndex int, oifIndex []int) bool {
 func (r *Router) reconcileKeys() {
 	for _, key := range r.rib.TakeChanged() {
 		rt, _ := r.rib.Route(key)
-		want, ok := r.desiredEntry(rt)
+		want, ok := r.wanted(key, rt)
 		have, had := r.installed[key]
 		switch {
 		case ok && had && want.same(have.iifIndex, have.oifIndex):

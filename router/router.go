@@ -32,6 +32,15 @@ type Options struct {
 	// runs, and with each config a reload applied, in the order applied; never on
 	// the loop.
 	Applied func(*conf.Config)
+	// Adopt, when set, is the table the program before this one handed over
+	// (Inherit): the router takes it, and all it forwards, instead of a new one.
+	Adopt *Handoff
+	// CheckRestart, when set, allows restarts in place (Restart): it checks that
+	// the program on disk runs with the config file, and returns its version.
+	CheckRestart func(ctx context.Context) (string, error)
+	// Replaced, when set, reports whether the program on disk is no longer the one
+	// running: a reload then restarts in place (ReloadOrRestart).
+	Replaced func() bool
 }
 
 // Router is the daemon's state and its loop.
@@ -89,6 +98,19 @@ type Router struct {
 	panics chan error
 
 	reconcileWanted bool
+
+	// A restart in place: checkRestart vets it, handoff is what was handed over.
+	checkRestart func(ctx context.Context) (string, error)
+	replaced     func() bool
+	handoff      *Handoff
+	// Adopting a table at start: the Handoff until the interfaces are synced, the
+	// VIFs not yet given to their links, and the adopted entries held until
+	// holdUntil (nil once the hold is over).
+	adopting    *Handoff
+	adoptedVIFs map[int]handedVIF
+	held        map[sgKey]mroute.KernelEntry
+	heldFrom    string // the version that handed them over
+	holdUntil   time.Time
 }
 
 // igmpPacket is an IGMP packet as the socket reader hands it to the loop.
@@ -111,7 +133,7 @@ func New(opts Options) (*Router, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	mrt, err := mroute.Open(opts.Config.Router.Table)
+	mrt, err := openTable(opts.Config.Router.Table, opts.Adopt)
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +169,7 @@ func New(opts Options) (*Router, error) {
 	}
 	r := newState(opts.Config, log)
 	r.load, r.applied, r.version, r.socket = opts.Load, opts.Applied, opts.Version, socket
+	r.checkRestart, r.replaced, r.adopting = opts.CheckRestart, opts.Replaced, opts.Adopt
 	r.mrt, r.igmp, r.pimIO, r.tap = kernelMRT{mrt}, igmpIO, pimIO, tap
 	return r, nil
 }
@@ -166,6 +189,7 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		indexes:     make(map[int]*iface),
 		counters:    make(counters),
 		kernelByKey: make(map[sgKey]mroute.KernelEntry),
+		adoptedVIFs: make(map[int]handedVIF),
 		installed:   make(map[sgKey]desiredEntry),
 		paths:       pathCache{byAddr: make(map[netip.Addr]*reversePath)},
 		unroutable:  make(map[sgKey]*unroutable),
@@ -197,7 +221,10 @@ func (r *Router) Run(ctx context.Context, ready func()) (err error) {
 		if p := recover(); p != nil {
 			err = r.recovered("router loop", p)
 		}
-		if _, panicked := err.(*panicError); !panicked {
+		switch _, panicked := err.(*panicError); {
+		case errors.Is(err, ErrRestart):
+			r.release()
+		case !panicked:
 			r.shutdown()
 		}
 	}()
@@ -218,6 +245,7 @@ func (r *Router) Run(ctx context.Context, ready func()) (err error) {
 	}
 	r.goGuarded("fabric resolver", func() { r.resolveFabric(loopCtx) })
 
+	r.adoptVIFs()
 	if err := r.syncInterfaces(); err != nil {
 		return err
 	}
@@ -227,6 +255,7 @@ func (r *Router) Run(ctx context.Context, ready func()) (err error) {
 		return err
 	}
 	r.updateRegisterVIF()
+	r.holdAdopted()
 	r.reconcile("start")
 	r.warnMisconfigurations()
 	if ready != nil {
@@ -277,6 +306,9 @@ func (r *Router) loop(ctx context.Context) error {
 			return err
 		case fn := <-r.in.calls:
 			fn()
+			if r.handoff != nil {
+				return ErrRestart
+			}
 		case u := <-r.in.upcalls:
 			r.handleUpcall(u)
 		case ev := <-r.in.netEvents:

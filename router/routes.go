@@ -49,7 +49,13 @@ func (r *Router) handleUpcall(u mroute.Upcall) {
 		r.counters.inc("upcall_unknown_vif")
 		return
 	}
-	arrival := mrib.Arrival{Interface: in.name, Register: in.register, Connected: r.onLink(in, u.Source) || r.isOwn(u.Source)}
+	r.sourceArrived(in, key)
+}
+
+// sourceArrived follows a packet of a source, for which the kernel has no entry,
+// that arrived on in.
+func (r *Router) sourceArrived(in *iface, key sgKey) {
+	arrival := mrib.Arrival{Interface: in.name, Register: in.register, Connected: r.onLink(in, key.Source) || r.isOwn(key.Source)}
 	reconcile, sends := r.rib.NoCache(r.now(), key, arrival)
 	if reconcile {
 		r.reconcileWanted = true

@@ -243,12 +243,7 @@ func (r *Router) unroutableKeys(now time.Time) []sgKey {
 	for key := range r.unroutable {
 		keys = append(keys, key)
 	}
-	slices.SortFunc(keys, func(a, b sgKey) int {
-		if c := a.Group.Compare(b.Group); c != 0 {
-			return c
-		}
-		return a.Source.Compare(b.Source)
-	})
+	slices.SortFunc(keys, sgKey.Compare)
 	return keys
 }
 

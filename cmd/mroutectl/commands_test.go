@@ -23,7 +23,7 @@ func TestResolve(t *testing.T) {
 		"show pim joins": "show pim joins", "s p j": "show pim joins",
 		"show status": "show status", "s s": "show status", "s st": "show status",
 		"show metrics": "show metrics", "s me": "show metrics", "s met": "show metrics",
-		"reload": "reload", "r": "reload", "rel": "reload",
+		"reload": "reload", "rel": "reload", "restart": "restart", "res": "restart",
 		"version": "version", "v": "version", "ver": "version",
 		"help": "help", "h": "help",
 	}

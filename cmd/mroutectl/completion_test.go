@@ -95,7 +95,7 @@ func TestCompletionBash(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := map[string]string{
-		"mroutectl ":                   "completion help reload show version",
+		"mroutectl ":                   "completion help reload restart show version",
 		"mroutectl s":                  "show",
 		"mroutectl show ":              "fabric igmp interfaces metrics mfc pim routes status",
 		"mroutectl s i":                "igmp interfaces",

@@ -202,6 +202,9 @@ func renderStatus(w io.Writer, s api.Status) error {
 	row(tw, "VIFs:", fmt.Sprintf("%d of %d", s.VIFs, s.MaxVIFs))
 	row(tw, "Interfaces:", fmt.Sprintf("%d watched", s.Interfaces))
 	row(tw, "Routes:", strconv.Itoa(s.Routes))
+	if h := s.Hold; h != nil {
+		row(tw, "Restart hold:", fmt.Sprintf("%d entries adopted from %s held for %s more", h.Entries, dash(h.From), duration(h.ExpiresS)))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -176,20 +177,57 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-
-	r, err := router.New(router.Options{
-		Config: cfg, Socket: o.socket, Version: version, Logger: log, Load: o.loadConfig,
-		Applied: func(c *conf.Config) { o.keepLastGood(c, log) },
-	})
+	// The table the program before this one handed over, in a restart in place.
+	handoff, err := router.Inherit()
 	if err != nil {
 		return err
 	}
+	var checkRestart func(context.Context) (string, error)
+	var replaced func() bool
+	if exe, err := os.Executable(); err == nil {
+		checkRestart, replaced = o.restartCheck(exe), replacedOnDisk(exe)
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	sd := newNotifier()
+	for {
+		r, err := router.New(router.Options{
+			Config: cfg, Socket: o.socket, Version: version, Logger: log, Load: o.loadConfig,
+			Applied: func(c *conf.Config) { o.keepLastGood(c, log) },
+			Adopt:   handoff, CheckRestart: checkRestart, Replaced: replaced,
+		})
+		if err != nil {
+			return err
+		}
+		err = serve(ctx, r, sd, watch, log, fallback, o.config)
+		if !errors.Is(err, router.ErrRestart) {
+			sd.notify("STOPPING=1")
+			return err
+		}
+		handoff = r.Handoff()
+		sd.notify(fmt.Sprintf("RELOADING=1\nSTATUS=restarting in place\nMONOTONIC_USEC=%d", monotonicMicros()))
+		err = reexec(handoff)
+		// The exec failed, and this program is still the one running: it takes the
+		// table back, as the next would have.
+		log.Error("restart in place: exec failed; serving on", "err", err)
+		if cfg, err = o.loadConfig(); err != nil {
+			return err
+		}
+	}
+}
+
+// serve runs the router until it stops or hands over, reloading it on SIGHUP (and
+// config changes, with --watch-config) and restarting it in place on SIGUSR2.
+func serve(ctx context.Context, r *router.Router, sd *notifier, watch *configWatch, log *slog.Logger, fallback bool, config string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-
-	sd := newNotifier()
+	defer signal.Stop(hup)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
 	go func() {
 		for {
 			select {
@@ -197,6 +235,10 @@ func run(args []string) error {
 				return
 			case <-hup:
 				reload(ctx, r, sd, log)
+			case <-usr2:
+				if _, err := r.Restart(ctx); err != nil {
+					log.Error("SIGUSR2", "err", err)
+				}
 			}
 		}
 	}()
@@ -213,22 +255,70 @@ func run(args []string) error {
 
 	status := "STATUS=forwarding"
 	if fallback {
-		status = "STATUS=forwarding with the last good config: " + o.config + " is bad"
+		status = "STATUS=forwarding with the last good config: " + config + " is bad"
 	}
-	err = r.Run(ctx, func() { sd.notify("READY=1\n" + status) })
-	sd.notify("STOPPING=1")
-	return err
+	return r.Run(ctx, func() { sd.notify("READY=1\n" + status) })
 }
 
+// restartCheck vets a restart in place before anything is handed over: the program
+// on disk must run, and accept the config file. It returns the program's version.
+func (o options) restartCheck(exe string) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		out, err := exec.CommandContext(ctx, exe, "--version").Output()
+		if err != nil {
+			return "", fmt.Errorf("%s --version: %w", exe, err)
+		}
+		next := strings.TrimPrefix(strings.TrimSpace(string(out)), "mrouterd ")
+		args := []string{"--check"}
+		if o.configGiven {
+			args = append(args, "--config", o.config)
+		}
+		if out, err := exec.CommandContext(ctx, exe, args...).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("%s --check: %w: %s", exe, err, strings.TrimSpace(string(out)))
+		}
+		return next, nil
+	}
+}
+
+// replacedOnDisk reports whether exe is no longer the program running, as after an
+// upgrade. The running program's file is read through /proc, which reaches it
+// even when the upgrade deleted it.
+func replacedOnDisk(exe string) func() bool {
+	return func() bool {
+		running, err := os.Stat("/proc/self/exe")
+		if err != nil {
+			return false
+		}
+		onDisk, err := os.Stat(exe)
+		return err == nil && !os.SameFile(running, onDisk)
+	}
+}
+
+// reexec replaces this program with the one on disk, with the same arguments,
+// handing it the table; it returns only when the exec fails.
+func reexec(h *router.Handoff) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	return syscall.Exec(exe, os.Args, append(os.Environ(), h.Env()))
+}
+
+// reload reloads the config, or restarts in place when an upgrade replaced the
+// program; the new program then tells systemd it is ready.
 func reload(ctx context.Context, r *router.Router, sd *notifier, log *slog.Logger) {
 	sd.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicMicros()))
-	defer sd.notify("READY=1")
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	summary, err := r.Reload(ctx)
-	if err != nil {
+	rl, err := r.ReloadOrRestart(ctx)
+	switch {
+	case err != nil:
 		log.Error("reload failed; keeping the running config", "err", err)
+	case rl.Restart != nil:
+		log.Info("the program on disk is new: restarting in place", "from", rl.Restart.From, "to", rl.Restart.To)
 		return
+	default:
+		log.Info("reloaded", "changes", len(rl.Summary))
 	}
-	log.Info("reloaded", "changes", len(summary))
+	sd.notify("READY=1")
 }

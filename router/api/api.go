@@ -16,6 +16,7 @@ const (
 	PathInterfaces = "/v1/interfaces"
 	PathStatus     = "/v1/status"
 	PathReload     = "/v1/reload"
+	PathRestart    = "/v1/restart"
 	PathMetrics    = "/metrics"
 )
 
@@ -110,13 +111,16 @@ type Interfaces struct {
 
 // Status is the reply of GET /v1/status.
 type Status struct {
-	Version    string `json:"version"`
-	UptimeS    int64  `json:"uptime_s"`
-	ConfigFile string `json:"config_file"`
-	Table      uint32 `json:"table"`
-	VIFs       int    `json:"vifs"`
-	MaxVIFs    int    `json:"max_vifs"`
-	Interfaces int    `json:"interfaces"` // watched: where IGMP or PIM runs
+	Version string `json:"version"`
+	UptimeS int64  `json:"uptime_s"`
+	Started string `json:"started"` // RFC 3339 with nanoseconds; a restart in place changes it
+	// Hold is set while entries adopted in a restart in place are held.
+	Hold       *RestartHold `json:"restart_hold,omitempty"`
+	ConfigFile string       `json:"config_file"`
+	Table      uint32       `json:"table"`
+	VIFs       int          `json:"vifs"`
+	MaxVIFs    int          `json:"max_vifs"`
+	Interfaces int          `json:"interfaces"` // watched: where IGMP or PIM runs
 	// Unroutable are sources seen sending with a TTL the kernel does not forward.
 	Unroutable []UnroutableSource `json:"unroutable"`
 	Routes     int                `json:"routes"`
@@ -137,6 +141,27 @@ type UnroutableSource struct {
 type Reload struct {
 	Changed bool     `json:"changed"`
 	Summary []string `json:"summary"`
+	// Restart is set when the program on disk was replaced: the reload is a
+	// restart in place, which reads the config anew too.
+	Restart *Restart `json:"restart,omitempty"`
+}
+
+// Restart is the reply of POST /v1/restart: the version handing over and the one
+// the program on disk reports, which runs next.
+type Restart struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Started is when the program handing over started (Status.Started): the
+	// next answers with another.
+	Started string `json:"started"`
+}
+
+// RestartHold is what a router that adopted the table in a restart in place still
+// holds until its protocols want it again.
+type RestartHold struct {
+	From     string `json:"from"` // the version that handed over
+	Entries  int    `json:"entries"`
+	ExpiresS int64  `json:"expires_s"`
 }
 
 // Error is the body of every non-2xx reply.
