@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"errors"
 	"os"
 	"runtime"
 	"testing"
@@ -18,13 +19,22 @@ func Required() bool { return os.Getenv(E2EEnv) == "required" }
 // RequireRoot skips t when not running as root, or fails it when lab tests are required.
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() == 0 {
+	if os.Geteuid() != 0 {
+		Require(t, errors.New("not running as root"))
+	}
+}
+
+// Require skips t for want of what err names, or fails it when lab tests are
+// required; it does nothing when err is nil.
+func Require(t testing.TB, err error) {
+	t.Helper()
+	if err == nil {
 		return
 	}
 	if Required() {
-		t.Fatalf("%s=required but not running as root", E2EEnv)
+		t.Fatalf("%s=required: %v", E2EEnv, err)
 	}
-	t.Skip("lab test needs root")
+	t.Skip(err)
 }
 
 // InNewNetns runs fn on a goroutine locked to an OS thread that has been moved into a

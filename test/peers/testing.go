@@ -10,22 +10,11 @@ import (
 // required (MROUTERD_E2E=required), naming the way to install it either way.
 func RequireFRR(t testing.TB) {
 	t.Helper()
-	require(t, CheckFRR())
+	lab.Require(t, CheckFRR())
 }
 
 // RequirePimd is RequireFRR for troglobit's pimd.
 func RequirePimd(t testing.TB) {
 	t.Helper()
-	require(t, CheckPimd())
-}
-
-func require(t testing.TB, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if lab.Required() {
-		t.Fatalf("%s=required: %v", lab.E2EEnv, err)
-	}
-	t.Skip(err)
+	lab.Require(t, CheckPimd())
 }
