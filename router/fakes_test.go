@@ -167,6 +167,14 @@ func (f *fakeFIB) Source(int) (netip.Addr, error) {
 
 func (f *fakeFIB) Route(addr netip.Addr) (fibRoute, error) {
 	f.lookups++
+	p, err := f.Prefix(addr)
+	if err != nil {
+		return fibRoute{}, err
+	}
+	return f.routes[p], nil
+}
+
+func (f *fakeFIB) Prefix(addr netip.Addr) (netip.Prefix, error) {
 	best, found := netip.Prefix{}, false
 	for p := range f.routes {
 		if p.Contains(addr) && (!found || p.Bits() > best.Bits()) {
@@ -174,9 +182,9 @@ func (f *fakeFIB) Route(addr netip.Addr) (fibRoute, error) {
 		}
 	}
 	if !found {
-		return fibRoute{}, io.EOF
+		return netip.Prefix{}, io.EOF
 	}
-	return f.routes[best], nil
+	return best, nil
 }
 
 // sentPIM is a PIM message the router sent: out of an interface, or unicast to dst.

@@ -47,6 +47,9 @@ type netState interface {
 // fib answers which unicast route the kernel would take to an address.
 type fib interface {
 	Route(addr netip.Addr) (fibRoute, error)
+	// Prefix is the destination of the route Route takes: only show rpf asks, so
+	// the reverse paths the router follows cost one question each, not two.
+	Prefix(addr netip.Addr) (netip.Prefix, error)
 	// Source is the address the kernel sends multicast from out of an interface:
 	// its own, or, on one without any, another of the host's.
 	Source(ifindex int) (netip.Addr, error)
@@ -69,6 +72,9 @@ type fibRoute struct {
 	protocol int        // who installed the route (RTPROT_*)
 	priority uint32     // the route's metric
 }
+
+// protocolName is who installed the route, as ip-route(8) names it.
+func (rt fibRoute) protocolName() string { return netlink.RouteProtocol(rt.protocol).String() }
 
 // netlinkFIB asks the kernel with RTM_GETROUTE.
 type netlinkFIB struct{}
@@ -130,4 +136,24 @@ func (netlinkFIB) Route(addr netip.Addr) (fibRoute, error) {
 		out.gateway = gw
 	}
 	return out, nil
+}
+
+// Prefix asks with RTM_F_FIB_MATCH, which answers with the route that matched
+// rather than one made for addr alone.
+func (netlinkFIB) Prefix(addr netip.Addr) (netip.Prefix, error) {
+	routes, err := netlink.RouteGetWithOptions(addr.AsSlice(), &netlink.RouteGetOptions{FIBMatch: true})
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if len(routes) == 0 {
+		return netip.Prefix{}, unix.ENETUNREACH
+	}
+	if routes[0].Dst == nil { // the default route
+		return netip.PrefixFrom(netip.IPv4Unspecified(), 0), nil
+	}
+	p, ok := netipx(routes[0].Dst)
+	if !ok {
+		return netip.Prefix{}, unix.EAFNOSUPPORT
+	}
+	return p, nil
 }
