@@ -23,20 +23,20 @@ func (r *Router) assertMetric(key sgKey, ifc *iface, shared bool) pim.AssertMetr
 	if r.rpf(addr).Connected() {
 		return m
 	}
-	rt, ok := r.fibRoute(addr)
+	e, ok := r.fibEntry(addr)
 	if !ok {
 		m.Preference, m.Metric = 0x7fffffff, 0xffffffff // no route: anyone beats us
 		return m
 	}
-	m.Preference, m.Metric = rt.preference(), rt.priority
+	m.Preference, m.Metric = e.preference(), e.priority
 	return m
 }
 
 // preference stands in for the administrative distance the kernel's routes do not
 // carry: routes installed by hand or at boot count as static (1), the rest as
 // learned from a routing protocol (110, as OSPF).
-func (rt fibRoute) preference() uint32 {
-	switch rt.protocol {
+func (e fibEntry) preference() uint32 {
+	switch e.protocol {
 	case unix.RTPROT_BOOT, unix.RTPROT_STATIC, unix.RTPROT_KERNEL:
 		return 1
 	}

@@ -649,8 +649,8 @@ func compareAddr(a, b string) int {
 // is the path it follows, from its cache; any other address is looked up afresh
 // and not kept, so that asking about addresses never grows the cache.
 func (r *Router) rpfView(addr netip.Addr) api.RPF {
-	p, ok := r.paths.byAddr[addr]
-	if !ok {
+	p, cached := r.paths.byAddr[addr]
+	if !cached {
 		p = r.lookupPath(addr)
 	}
 	v := api.RPF{Address: addr.String(), Interface: p.rpf.Interface, Origin: string(p.origin)}
@@ -660,15 +660,24 @@ func (r *Router) rpfView(addr netip.Addr) api.RPF {
 	if p.prefix.IsValid() {
 		v.Prefix = p.prefix.String()
 	}
-	if p.origin == originFIB {
-		if prefix, err := r.fib.Prefix(addr); err == nil {
-			v.Prefix = prefix.String()
-		}
-		if p.route.gateway.IsValid() {
-			v.Gateway = p.route.gateway.String()
-		}
-		metric, preference := p.route.priority, p.route.preference()
-		v.Protocol, v.Metric, v.Preference = p.route.protocolName(), &metric, &preference
+	if p.origin != originFIB {
+		return v
+	}
+	if p.route.gateway.IsValid() {
+		v.Gateway = p.route.gateway.String()
+	}
+	var e fibEntry
+	ok := false
+	if cached {
+		e, ok = r.fibEntry(addr)
+	} else {
+		var err error
+		e, err = r.fib.Entry(addr)
+		ok = err == nil
+	}
+	if ok {
+		metric, preference := e.priority, e.preference()
+		v.Prefix, v.Protocol, v.Metric, v.Preference = e.prefix.String(), e.protocolName(), &metric, &preference
 	}
 	return v
 }

@@ -301,8 +301,7 @@ func TestRPFView(t *testing.T) {
 prefix = "10.0.6.0/24"
 interface = "eth2"
 `)
-	l.fib.routes[netip.MustParsePrefix("10.0.5.0/24")] = fibRoute{ifindex: 13, gateway: netip.MustParseAddr("10.0.3.254"),
-		protocol: unix.RTPROT_OSPF, priority: 20}
+	l.fib.entries[netip.MustParsePrefix("10.0.5.0/24")] = fibEntry{protocol: unix.RTPROT_OSPF, priority: 20}
 	l.route("10.0.7.0/24", 13, "")
 	l.hello(eth1, rpGateway.String())
 	u32 := func(n uint32) *uint32 { return &n }

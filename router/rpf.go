@@ -15,14 +15,17 @@ import (
 func (r *Router) rpf(addr netip.Addr) pim.RPF { return r.path(addr).rpf }
 
 // reversePath is what the router knows of the way to an address: the RPF, where it
-// came from, and the unicast route behind it, which an assert compares.
+// came from, and the unicast route behind it, whose table entry an assert compares.
 type reversePath struct {
-	rpf    pim.RPF
-	origin pathOrigin
-	prefix netip.Prefix // what matched; unknown (invalid) for a route of the FIB
-	asked  bool         // the FIB was asked for the route
-	routed bool         // and had one
-	route  fibRoute
+	rpf        pim.RPF
+	origin     pathOrigin
+	prefix     netip.Prefix // what matched; unknown (invalid) for a route of the FIB
+	asked      bool         // the FIB was asked for the route
+	routed     bool         // and had one
+	route      fibRoute
+	entryAsked bool // the FIB was asked for the route's entry
+	hasEntry   bool // and had one
+	entry      fibEntry
 }
 
 // pathOrigin says where a reverse path came from.
@@ -59,12 +62,15 @@ func (r *Router) path(addr netip.Addr) *reversePath {
 	return p
 }
 
-// fibRoute is the kernel's route to addr, asked once per cached path: the one
-// place the FIB is asked.
-func (r *Router) fibRoute(addr netip.Addr) (fibRoute, bool) {
+// fibEntry is the table entry of the kernel's route to addr, asked once per
+// cached path, and only of the paths whose entry is needed.
+func (r *Router) fibEntry(addr netip.Addr) (fibEntry, bool) {
 	p := r.path(addr)
-	r.askFIB(p, addr)
-	return p.route, p.routed
+	if !p.entryAsked {
+		e, err := r.fib.Entry(addr)
+		p.entryAsked, p.hasEntry, p.entry = true, err == nil, e
+	}
+	return p.entry, p.hasEntry
 }
 
 func (r *Router) askFIB(p *reversePath, addr netip.Addr) {
