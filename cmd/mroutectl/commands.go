@@ -44,56 +44,50 @@ type arguments struct {
 	parse    func([]string) (url.Values, error)
 }
 
-// sourceGroup reads [SOURCE] [GROUP] as ip mroute and FRR's show ip mroute take
-// them: two addresses are a source and a group; one is the group when it is a
-// multicast address, else the source.
-var sourceGroup = arguments{usage: "[SOURCE] [GROUP]", max: 2, parse: func(args []string) (url.Values, error) {
-	q := url.Values{}
-	if len(args) == 1 {
-		a, err := netip.ParseAddr(args[0])
-		switch {
-		case err != nil || !a.Is4():
-			return nil, fmt.Errorf("%q is not an IPv4 address", args[0])
-		case a.IsMulticast():
-			args = []string{"", args[0]}
-		default:
-			args = []string{args[0], ""}
-		}
-	}
-	if len(args) == 2 && args[0] != "" {
-		if _, err := api.ParseUnicast(args[0]); err != nil {
-			return nil, fmt.Errorf("source: %w", err)
-		}
-		q.Set(api.ParamSource, args[0])
-	}
-	if len(args) == 2 && args[1] != "" {
-		if _, err := api.ParseGroup(args[1]); err != nil {
-			return nil, fmt.Errorf("group: %w", err)
-		}
-		q.Set(api.ParamGroup, args[1])
-	}
-	return q, nil
-}}
+// sourceGroup and interfaceGroup narrow a table. Their arguments may come in any
+// order, each kind at most once: what they are says what they stand for.
+var (
+	sourceGroup    = arguments{usage: "[SOURCE] [GROUP]", max: 2, parse: byKind(api.ParamSource, api.ParamGroup)}
+	interfaceGroup = arguments{usage: "[INTERFACE] [GROUP]", max: 2, parse: byKind(api.ParamInterface, api.ParamGroup)}
+)
 
-// interfaceGroup reads an interface's name, a group, or both, in either order:
-// what is an address is the group.
-var interfaceGroup = arguments{usage: "[INTERFACE] [GROUP]", max: 2, parse: func(args []string) (url.Values, error) {
-	q := url.Values{}
-	for _, a := range args {
-		name, plural := api.ParamInterface, "interfaces"
-		if _, err := netip.ParseAddr(a); err == nil {
-			if _, err := api.ParseGroup(a); err != nil {
-				return nil, fmt.Errorf("group: %w", err)
+// byKind reads arguments into the query parameters they are, of those named: a
+// multicast address is a group, another address a source, a word an interface.
+func byKind(params ...string) func([]string) (url.Values, error) {
+	return func(args []string) (url.Values, error) {
+		q := url.Values{}
+		for _, arg := range args {
+			kind := api.ParamInterface
+			if a, err := netip.ParseAddr(arg); err == nil {
+				kind = api.ParamSource
+				if a.IsMulticast() {
+					kind = api.ParamGroup
+				}
 			}
-			name, plural = api.ParamGroup, "groups"
+			var err error
+			switch kind {
+			case api.ParamGroup:
+				_, err = api.ParseGroup(arg)
+			case api.ParamSource:
+				_, err = api.ParseUnicast(arg)
+			}
+			switch {
+			case err != nil:
+			case !slices.Contains(params, kind) && kind == api.ParamInterface:
+				err = fmt.Errorf("%q is not an IPv4 address", arg)
+			case !slices.Contains(params, kind): // a source where only a group will do
+				err = fmt.Errorf("%s is not a multicast group address", arg)
+			case q.Has(kind):
+				err = fmt.Errorf("two %ss: %s and %s", kind, q.Get(kind), arg)
+			}
+			if err != nil {
+				return nil, err
+			}
+			q.Set(kind, arg)
 		}
-		if q.Has(name) {
-			return nil, fmt.Errorf("two %s: %s and %s", plural, q.Get(name), a)
-		}
-		q.Set(name, a)
+		return q, nil
 	}
-	return q, nil
-}}
+}
 
 // address reads the one address show rpf needs.
 var address = arguments{usage: "ADDRESS", min: 1, max: 1, parse: func(args []string) (url.Values, error) {
@@ -365,8 +359,8 @@ func writeUsage(w io.Writer, root *command) error {
 	for _, r := range rows {
 		fmt.Fprintf(&b, "  %-*s   %s\n", width, r[0], r[1])
 	}
-	b.WriteString("\nSOURCE and GROUP narrow a table to a source, a group or both; one address alone\n" +
-		"is the GROUP when it is a multicast address, else the SOURCE.\n")
+	b.WriteString("\nSOURCE, GROUP and INTERFACE narrow a table, in any order: a multicast address\n" +
+		"is the GROUP, another address the SOURCE.\n")
 	b.WriteString("\nFlags:\n")
 	for _, r := range flags {
 		fmt.Fprintf(&b, "  %-*s   %s\n", width, r[0], r[1])

@@ -29,13 +29,14 @@ func TestResolve(t *testing.T) {
 		"version": "version", "v": "version", "ver": "version",
 		"help": "help", "h": "help",
 
-		// Arguments: one address is a group when it is a multicast address, else a
-		// source; two are a source and a group.
+		// Arguments, in any order: a multicast address is a group, another address
+		// a source, a word an interface.
 		"show routes 239.1.1.1":          "show routes?group=239.1.1.1",
 		"s r 239.1.1.1":                  "show routes?group=239.1.1.1", // not an address show rpf takes
 		"show routes 10.1.1.2":           "show routes?source=10.1.1.2",
 		"show routes 10.1.1.2 239.1.1.1": "show routes?group=239.1.1.1&source=10.1.1.2",
 		"s r 10.1.1.2 239.1.1.1":         "show routes?group=239.1.1.1&source=10.1.1.2",
+		"s r 239.1.1.1 10.1.1.2":         "show routes?group=239.1.1.1&source=10.1.1.2",
 		"s mf 10.1.1.2 239.1.1.1":        "show mfc?group=239.1.1.1&source=10.1.1.2",
 		"show mfc 239.1.1.1":             "show mfc?group=239.1.1.1",
 		"s p j 239.1.1.1":                "show pim joins?group=239.1.1.1",
@@ -110,22 +111,23 @@ func TestResolveErrors(t *testing.T) {
 		"show status 1":     `unexpected "1" after "show status"`,
 
 		// Arguments.
-		"s r 10.1.1.2":                   `"s r" is ambiguous: routes, rpf`, // a source, or the address of show rpf
-		"s r foo":                        `"s r" is ambiguous: routes, rpf`,
-		"show routes 10.1.1.2 10.1.1.3":  `"show routes": group: 10.1.1.3 is not a multicast group address`,
-		"show routes 239.1.1.1 10.1.1.2": `"show routes": source: 239.1.1.1 is a multicast group address, not a source's or a router's`,
-		"show routes 0.0.0.0":            `"show routes": source: 0.0.0.0 is not a source's or a router's address`,
-		"show routes ff02::1":            `"show routes": "ff02::1" is not an IPv4 address`,
-		"s mf 10.1.1.2 239.1.1.1 x":      `unexpected "x" after "s mf 10.1.1.2 239.1.1.1"`,
-		"show rpf":                       `"show rpf" needs ADDRESS`,
-		"s rp":                           `"s rp" needs ADDRESS`,
-		"show rpf 239.1.1.1":             `"show rpf": 239.1.1.1 is a multicast group address, not a source's or a router's`,
-		"show rpf 10.1.1.2 10.1.1.3":     `unexpected "10.1.1.3" after "show rpf 10.1.1.2"`,
-		"show rpf host.example":          `"show rpf": "host.example" is not an IPv4 address`,
-		"s i g eth1 eth2":                `"s i g": two interfaces: eth1 and eth2`,
-		"s i g 239.1.1.1 239.2.2.2":      `"s i g": two groups: 239.1.1.1 and 239.2.2.2`,
-		"s i g 10.1.1.2":                 `"s i g": group: 10.1.1.2 is not a multicast group address`,
-		"s i g eth1 239.1.1.1 x":         `unexpected "x" after "s i g eth1 239.1.1.1"`,
+		"s r 10.1.1.2":                    `"s r" is ambiguous: routes, rpf`, // a source, or the address of show rpf
+		"s r foo":                         `"s r" is ambiguous: routes, rpf`,
+		"show routes 10.1.1.2 10.1.1.3":   `"show routes": two sources: 10.1.1.2 and 10.1.1.3`,
+		"show routes 239.1.1.1 239.2.2.2": `"show routes": two groups: 239.1.1.1 and 239.2.2.2`,
+		"show routes 0.0.0.0":             `"show routes": 0.0.0.0 is not a source's or a router's address`,
+		"show routes ff02::1":             `"show routes": "ff02::1" is not an IPv4 address`,
+		"show routes eth1":                `"show routes": "eth1" is not an IPv4 address`,
+		"s mf 10.1.1.2 239.1.1.1 x":       `unexpected "x" after "s mf 10.1.1.2 239.1.1.1"`,
+		"show rpf":                        `"show rpf" needs ADDRESS`,
+		"s rp":                            `"s rp" needs ADDRESS`,
+		"show rpf 239.1.1.1":              `"show rpf": 239.1.1.1 is a multicast group address, not a source's or a router's`,
+		"show rpf 10.1.1.2 10.1.1.3":      `unexpected "10.1.1.3" after "show rpf 10.1.1.2"`,
+		"show rpf host.example":           `"show rpf": "host.example" is not an IPv4 address`,
+		"s i g eth1 eth2":                 `"s i g": two interfaces: eth1 and eth2`,
+		"s i g 239.1.1.1 239.2.2.2":       `"s i g": two groups: 239.1.1.1 and 239.2.2.2`,
+		"s i g 10.1.1.2":                  `"s i g": 10.1.1.2 is not a multicast group address`,
+		"s i g eth1 239.1.1.1 x":          `unexpected "x" after "s i g eth1 239.1.1.1"`,
 	}
 	root := newCommandTree()
 	for line, want := range cases {
