@@ -275,7 +275,11 @@ func (r *Router) routesView(q query) (api.Routes, error) {
 		return api.Routes{}, errors.New("read the kernel MFC for counters failed (see the daemon's log)")
 	}
 	now := r.now()
-	out := api.Routes{Routes: make([]api.Route, 0, r.rib.Len())}
+	size := r.rib.Len()
+	if q != (query{}) {
+		size = 0 // a few routes of many
+	}
+	out := api.Routes{Routes: make([]api.Route, 0, size)}
 	for rt := range r.rib.Routes() {
 		key := rt.Key
 		if !q.matches(key) {

@@ -89,8 +89,8 @@ func byKind(params ...string) func([]string) (url.Values, error) {
 	}
 }
 
-// address reads the one address show rpf needs.
-var address = arguments{usage: "ADDRESS", min: 1, max: 1, parse: func(args []string) (url.Values, error) {
+// oneAddress reads the one address show rpf needs.
+var oneAddress = arguments{usage: "ADDRESS", min: 1, max: 1, parse: func(args []string) (url.Values, error) {
 	if _, err := api.ParseUnicast(args[0]); err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func newCommandTree() *command {
 				run: fetch(http.MethodGet, api.PathRoutes, decoded(renderRoutes))},
 			{word: "mfc", summary: "the kernel's multicast forwarding cache, read back from the kernel", args: sourceGroup,
 				run: fetch(http.MethodGet, api.PathMFC, decoded(renderMFC))},
-			{word: "rpf", summary: "the reverse path to an address: interface, neighbour, and where it comes from", args: address,
+			{word: "rpf", summary: "the reverse path to an address: interface, neighbour, and where it comes from", args: oneAddress,
 				run: fetch(http.MethodGet, api.PathRPF, decoded(renderRPF))},
 			{word: "interfaces", summary: "interfaces, their VIFs, protocols and counters",
 				run: fetch(http.MethodGet, api.PathInterfaces, decoded(renderInterfaces))},
@@ -228,18 +228,18 @@ func (a arguments) read(args []string, done int) (url.Values, *resolveError) {
 	fail := func(at int, format string, v ...any) (url.Values, *resolveError) {
 		return nil, &resolveError{at: at, msg: fmt.Sprintf(format, v...)}
 	}
-	words, rest := strings.Join(args[:done], " "), args[done:]
+	typed, rest := strings.Join(args[:done], " "), args[done:]
 	switch {
 	case len(rest) > a.max:
 		return fail(done+a.max, "unexpected %q after %q", rest[a.max], strings.Join(args[:done+a.max], " "))
 	case len(rest) < a.min:
-		return fail(len(args), "%q needs %s", words, a.usage)
+		return fail(len(args), "%q needs %s", typed, a.usage)
 	case len(rest) == 0:
 		return nil, nil
 	}
 	q, err := a.parse(rest)
 	if err != nil {
-		return fail(done, "%q: %v", words, err)
+		return fail(done, "%q: %v", typed, err)
 	}
 	return q, nil
 }
