@@ -11,9 +11,7 @@ import (
 
 // assertMetric is our claim on an interface for (S,G): the preference and metric of
 // our route to the source, and our address there. A source on a connected subnet
-// is as good as it gets. The kernel's routes carry no administrative distance, so
-// routes installed by hand or at boot count as static (1) and the rest as learned
-// from a routing protocol (110, as OSPF).
+// is as good as it gets.
 func (r *Router) assertMetric(key sgKey, ifc *iface, shared bool) pim.AssertMetric {
 	m := pim.AssertMetric{Address: ifc.pimSelf}
 	addr := key.Source
@@ -25,17 +23,22 @@ func (r *Router) assertMetric(key sgKey, ifc *iface, shared bool) pim.AssertMetr
 	if r.rpf(addr).Connected() {
 		return m
 	}
-	rt, ok := r.fibRoute(addr)
+	e, ok := r.fibEntry(addr)
 	if !ok {
 		m.Preference, m.Metric = 0x7fffffff, 0xffffffff // no route: anyone beats us
 		return m
 	}
-	switch rt.protocol {
-	case unix.RTPROT_BOOT, unix.RTPROT_STATIC, unix.RTPROT_KERNEL:
-		m.Preference = 1
-	default:
-		m.Preference = 110
-	}
-	m.Metric = rt.priority
+	m.Preference, m.Metric = e.preference(), e.priority
 	return m
+}
+
+// preference stands in for the administrative distance the kernel's routes do not
+// carry: routes installed by hand or at boot count as static (1), the rest as
+// learned from a routing protocol (110, as OSPF).
+func (e fibEntry) preference() uint32 {
+	switch e.protocol {
+	case unix.RTPROT_BOOT, unix.RTPROT_STATIC, unix.RTPROT_KERNEL:
+		return 1
+	}
+	return 110
 }

@@ -6,16 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/net/netutil"
+	"golang.org/x/sys/unix"
 
 	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
@@ -121,30 +125,48 @@ func withTimeout(h http.Handler, d time.Duration) http.Handler {
 
 func (r *Router) handler() http.Handler {
 	mux := http.NewServeMux()
-	view := func(path string, build func() (any, error)) {
+	// view serves what build makes in the loop, for the query that parse reads from
+	// the request's parameters; a bad query is refused before the loop is asked.
+	view := func(path string, parse func(url.Values) (query, error), build func(query) (any, error)) {
 		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, req *http.Request) {
+			values, err := url.ParseQuery(req.URL.RawQuery)
+			var q query
+			if err == nil {
+				q, err = parse(values)
+			}
+			if err != nil {
+				r.countOutsideLoop(req.Context(), "control_bad_requests")
+				writeError(w, http.StatusBadRequest, err)
+				return
+			}
 			var v any
 			var buildErr error
-			if err := r.call(req.Context(), func() { v, buildErr = build() }); err != nil {
+			if err := r.call(req.Context(), func() { v, buildErr = build(q) }); err != nil {
 				writeError(w, http.StatusServiceUnavailable, err)
 				return
 			}
 			if buildErr != nil {
-				writeError(w, http.StatusInternalServerError, buildErr)
+				status := http.StatusInternalServerError
+				if errors.As(buildErr, new(notFound)) {
+					status = http.StatusNotFound
+				}
+				writeError(w, status, buildErr)
 				return
 			}
 			writeJSON(w, http.StatusOK, v)
 		})
 	}
-	view(api.PathRoutes, func() (any, error) { return r.routesView() })
-	view(api.PathMFC, func() (any, error) { return r.mfcView() })
-	view(api.PathInterfaces, func() (any, error) { return r.interfacesView(), nil })
-	view(api.PathStatus, func() (any, error) { return r.statusView(), nil })
-	view(api.PathIGMPGroups, func() (any, error) { return r.igmpGroupsView(), nil })
-	view(api.PathPIMNeighbors, func() (any, error) { return r.pimNeighborsView(), nil })
-	view(api.PathPIMRP, func() (any, error) { return r.rpView(), nil })
-	view(api.PathPIMJoins, func() (any, error) { return r.joinsView(r.now()), nil })
-	view(api.PathFabric, func() (any, error) { return r.fabricView(), nil })
+	sg := takes(api.ParamSource, api.ParamGroup)
+	view(api.PathRoutes, sg, func(q query) (any, error) { return r.routesView(q) })
+	view(api.PathMFC, sg, func(q query) (any, error) { return r.mfcView(q) })
+	view(api.PathInterfaces, takes(), func(query) (any, error) { return r.interfacesView(), nil })
+	view(api.PathStatus, takes(), func(query) (any, error) { return r.statusView(), nil })
+	view(api.PathIGMPGroups, takes(api.ParamInterface, api.ParamGroup), func(q query) (any, error) { return r.igmpGroupsView(q) })
+	view(api.PathPIMNeighbors, takes(), func(query) (any, error) { return r.pimNeighborsView(), nil })
+	view(api.PathPIMRP, takes(), func(query) (any, error) { return r.rpView(), nil })
+	view(api.PathPIMJoins, sg, func(q query) (any, error) { return r.joinsView(r.now(), q), nil })
+	view(api.PathFabric, takes(), func(query) (any, error) { return r.fabricView(), nil })
+	view(api.PathRPF, needs(api.ParamAddress), func(q query) (any, error) { return r.rpfView(q.address), nil })
 	mux.HandleFunc("POST "+api.PathReload, func(w http.ResponseWriter, req *http.Request) {
 		reload, err := r.ReloadOrRestart(req.Context())
 		if err != nil {
@@ -184,6 +206,70 @@ func writeError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, api.Error{Error: err.Error()})
 }
 
+// query is what a request's parameters select; the zero query selects everything.
+type query struct {
+	source, group, address netip.Addr
+	iface                  string
+}
+
+// matches reports whether the query selects an (S,G) or (*,G) entry: a query for a
+// source selects no (*,G).
+func (q query) matches(key sgKey) bool {
+	return (!q.source.IsValid() || key.Source == q.source) && (!q.group.IsValid() || key.Group == q.group)
+}
+
+// takes reads the parameters a view may be given, each at most once, and refuses
+// any other.
+func takes(names ...string) func(url.Values) (query, error) {
+	return func(values url.Values) (query, error) {
+		var q query
+		for _, name := range slices.Sorted(maps.Keys(values)) {
+			if !slices.Contains(names, name) {
+				if len(names) == 0 {
+					return q, fmt.Errorf("unknown parameter %q: this view takes none", name)
+				}
+				return q, fmt.Errorf("unknown parameter %q: this view takes %s", name, strings.Join(names, ", "))
+			}
+			if n := len(values[name]); n != 1 {
+				return q, fmt.Errorf("parameter %q given %d times", name, n)
+			}
+			v := values.Get(name)
+			var err error
+			switch name {
+			case api.ParamSource:
+				q.source, err = api.ParseUnicast(v)
+			case api.ParamGroup:
+				q.group, err = api.ParseGroup(v)
+			case api.ParamAddress:
+				q.address, err = api.ParseUnicast(v)
+			case api.ParamInterface:
+				q.iface = v
+				if v == "" || len(v) >= unix.IFNAMSIZ || strings.ContainsAny(v, "/ \t\n") {
+					err = fmt.Errorf("%q is not an interface name", v)
+				}
+			}
+			if err != nil {
+				return q, fmt.Errorf("parameter %s: %w", name, err)
+			}
+		}
+		return q, nil
+	}
+}
+
+// needs reads one parameter a view cannot do without.
+func needs(name string) func(url.Values) (query, error) {
+	parse := takes(name)
+	return func(values url.Values) (query, error) {
+		if !values.Has(name) {
+			return query{}, fmt.Errorf("parameter %s is missing", name)
+		}
+		return parse(values)
+	}
+}
+
+// notFound is the error of a view asked about something that does not exist.
+type notFound struct{ error }
+
 func nonNil(s []string) []string {
 	if s == nil {
 		return []string{}
@@ -191,15 +277,22 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// routesView lists the routes with the kernel's counters, read fresh.
-func (r *Router) routesView() (api.Routes, error) {
+// routesView lists the routes q selects with the kernel's counters, read fresh.
+func (r *Router) routesView(q query) (api.Routes, error) {
 	if !r.refreshKernel() {
 		return api.Routes{}, errors.New("read the kernel MFC for counters failed (see the daemon's log)")
 	}
 	now := r.now()
-	out := api.Routes{Routes: make([]api.Route, 0, r.rib.Len())}
+	size := r.rib.Len()
+	if q != (query{}) {
+		size = 0 // a few routes of many
+	}
+	out := api.Routes{Routes: make([]api.Route, 0, size)}
 	for rt := range r.rib.Routes() {
 		key := rt.Key
+		if !q.matches(key) {
+			continue
+		}
 		v := api.Route{
 			Source: "*", Group: key.Group.String(), IIF: rt.IIF, OIFs: nonNil(slices.Clone(rt.OIFs)),
 			Protocol: rt.Origin.String(), Flags: r.routeFlags(rt),
@@ -214,8 +307,8 @@ func (r *Router) routesView() (api.Routes, error) {
 		}
 		out.Routes = append(out.Routes, v)
 	}
-	out.Routes = append(out.Routes, r.sharedTreeViews(now)...)
-	out.Routes = r.markUnroutable(out.Routes, now)
+	out.Routes = append(out.Routes, r.sharedTreeViews(now, q)...)
+	out.Routes = r.markUnroutable(out.Routes, now, q)
 	slices.SortFunc(out.Routes, func(a, b api.Route) int {
 		return compareSG(a.Source, a.Group, b.Source, b.Group)
 	})
@@ -225,10 +318,10 @@ func (r *Router) routesView() (api.Routes, error) {
 // sharedTreeViews shows PIM's (*,G) entries as routes: never installed themselves,
 // they say where the group's shared tree comes from and goes to. A static (*,G)
 // template of the same group takes their place.
-func (r *Router) sharedTreeViews(now time.Time) []api.Route {
+func (r *Router) sharedTreeViews(now time.Time, q query) []api.Route {
 	var out []api.Route
-	for _, e := range r.rib.Tree().Entries(netip.Addr{}) {
-		if _, ok := r.rib.Route(e.Key); !e.Key.Wildcard() || ok {
+	for _, e := range r.rib.Tree().Entries(q.group) {
+		if _, ok := r.rib.Route(e.Key); !e.Key.Wildcard() || ok || !q.matches(e.Key) {
 			continue
 		}
 		v := api.Route{Source: "*", Group: e.Key.Group.String(), OIFs: []string{}, Protocol: mrib.OriginPIM.String(),
@@ -255,8 +348,8 @@ func (r *Router) sharedTreeViews(now time.Time) []api.Route {
 // markUnroutable flags the routes of sources that send with too low a TTL, and
 // shows those that have no route, which the kernel never asked about: it drops
 // their packets before it would.
-func (r *Router) markUnroutable(routes []api.Route, now time.Time) []api.Route {
-	keys := r.unroutableKeys(now)
+func (r *Router) markUnroutable(routes []api.Route, now time.Time, q query) []api.Route {
+	keys := slices.DeleteFunc(r.unroutableKeys(now), func(k sgKey) bool { return !q.matches(k) })
 	if len(keys) == 0 {
 		return routes
 	}
@@ -309,9 +402,9 @@ func (r *Router) routeFlags(rt *mrib.Route) []string {
 	return flags
 }
 
-// mfcView reads the kernel's MFC; a failed read is an error for the client, never an
-// empty table that looks like the truth.
-func (r *Router) mfcView() (api.MFC, error) {
+// mfcView reads the kernel's MFC and lists the entries q selects; a failed read is
+// an error for the client, never an empty table that looks like the truth.
+func (r *Router) mfcView(q query) (api.MFC, error) {
 	entries, err := r.mrt.Dump()
 	if err != nil {
 		r.counters.inc("mfc_dump_errors")
@@ -319,6 +412,9 @@ func (r *Router) mfcView() (api.MFC, error) {
 	}
 	out := api.MFC{MFC: make([]api.MFCEntry, 0, len(entries))}
 	for _, e := range entries {
+		if !q.matches(sgKey{Source: e.Source, Group: e.Group}) {
+			continue
+		}
 		v := api.MFCEntry{
 			Source: e.Source.String(), Group: e.Group.String(), IIF: r.nameOf(e.IIF),
 			OIFs: []string{}, Packets: e.Packets, Bytes: e.Bytes, WrongIf: e.WrongIf,
@@ -390,14 +486,21 @@ func (r *Router) interfacesView() api.Interfaces {
 	return out
 }
 
-func (r *Router) igmpGroupsView() api.IGMPGroups {
+// igmpGroupsView lists the memberships q selects, by interface and group.
+func (r *Router) igmpGroupsView(q query) (api.IGMPGroups, error) {
 	out := api.IGMPGroups{Groups: []api.IGMPGroup{}}
+	if _, ok := r.ifaces[q.iface]; q.iface != "" && !ok {
+		return out, notFound{fmt.Errorf("no interface %q", q.iface)}
+	}
 	now := r.now()
 	for _, ifc := range r.sortedInterfaces() {
-		if ifc.querier == nil {
+		if ifc.querier == nil || q.iface != "" && ifc.name != q.iface {
 			continue
 		}
 		for _, g := range ifc.querier.Groups() {
+			if q.group.IsValid() && g.Group != q.group {
+				continue
+			}
 			v := api.IGMPGroup{
 				Interface: ifc.name, Group: g.Group.String(), Mode: g.Mode.String(), Sources: []string{},
 				Version: g.Version, Reporter: addrOrDash(g.Reporter),
@@ -412,7 +515,7 @@ func (r *Router) igmpGroupsView() api.IGMPGroups {
 			out.Groups = append(out.Groups, v)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func (r *Router) pimNeighborsView() api.PIMNeighbors {
@@ -446,10 +549,13 @@ func (r *Router) rpView() api.RPMappings {
 	return out
 }
 
-// joinsView lists the PIM Tree's entries.
-func (r *Router) joinsView(now time.Time) api.PIMJoins {
+// joinsView lists the PIM Tree's entries that q selects.
+func (r *Router) joinsView(now time.Time, q query) api.PIMJoins {
 	out := api.PIMJoins{Joins: []api.PIMJoin{}}
-	for _, e := range r.rib.Tree().Entries(netip.Addr{}) {
+	for _, e := range r.rib.Tree().Entries(q.group) {
+		if !q.matches(e.Key) {
+			continue
+		}
 		j := api.PIMJoin{
 			Source: "*", Group: e.Key.Group.String(), Upstream: e.Upstream.Interface,
 			Joined: e.Joined, Keepalive: e.Keepalive, SPT: e.SPTBit, Register: e.Register,
@@ -550,4 +656,41 @@ func compareAddr(a, b string) int {
 	pa, _ := netip.ParseAddr(a)
 	pb, _ := netip.ParseAddr(b)
 	return pa.Compare(pb)
+}
+
+// rpfView is the reverse path to addr. When the router holds state for addr, that
+// is the path it follows, from its cache; any other address is looked up afresh
+// and not kept, so that asking about addresses never grows the cache.
+func (r *Router) rpfView(addr netip.Addr) api.RPF {
+	p, cached := r.paths.byAddr[addr]
+	if !cached {
+		p = r.lookupPath(addr)
+	}
+	v := api.RPF{Address: addr.String(), Interface: p.rpf.Interface, Origin: string(p.origin)}
+	if p.rpf.Neighbor.IsValid() {
+		v.Neighbor = p.rpf.Neighbor.String()
+	}
+	if p.prefix.IsValid() {
+		v.Prefix = p.prefix.String()
+	}
+	if p.origin != originFIB {
+		return v
+	}
+	if p.route.gateway.IsValid() {
+		v.Gateway = p.route.gateway.String()
+	}
+	var e fibEntry
+	ok := false
+	if cached {
+		e, ok = r.fibEntry(addr)
+	} else {
+		var err error
+		e, err = r.fib.Entry(addr)
+		ok = err == nil
+	}
+	if ok {
+		metric, preference := e.priority, e.preference()
+		v.Prefix, v.Protocol, v.Metric, v.Preference = e.prefix.String(), e.protocolName(), &metric, &preference
+	}
+	return v
 }

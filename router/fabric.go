@@ -548,25 +548,24 @@ func mergePrefixes(in []netip.Prefix) []netip.Prefix {
 }
 
 // fabricPath is the reverse path to addr over the fabric: through the peer
-// advertising the longest prefix holding it. bits is that prefix's length; ok
-// is false when no peer advertises addr.
-func (r *Router) fabricPath(addr netip.Addr) (rpf pim.RPF, bits int, ok bool) {
+// advertising the longest prefix holding it; ok is false when no peer advertises
+// addr.
+func (r *Router) fabricPath(addr netip.Addr) (rpf pim.RPF, prefix netip.Prefix, ok bool) {
 	if !r.fabricOn() {
-		return pim.RPF{}, 0, false
+		return pim.RPF{}, netip.Prefix{}, false
 	}
 	ifc := r.ifaces[r.cfg.Fabric.Interface]
 	if ifc == nil || ifc.pim == nil {
-		return pim.RPF{}, 0, false
+		return pim.RPF{}, netip.Prefix{}, false
 	}
-	bits = -1
 	for _, n := range ifc.pim.Neighbors() {
 		for _, p := range n.SourcePrefixes {
-			if p.Contains(addr) && p.Bits() > bits {
-				rpf, bits = pim.RPF{Interface: ifc.name, Neighbor: n.Address}, p.Bits()
+			if p.Contains(addr) && p.Bits() > prefix.Bits() {
+				rpf, prefix = pim.RPF{Interface: ifc.name, Neighbor: n.Address}, p.Masked()
 			}
 		}
 	}
-	return rpf, bits, bits >= 0
+	return rpf, prefix, prefix.IsValid()
 }
 
 // electFabricRP picks the RP the nodes agree on when none is configured: the

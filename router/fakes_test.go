@@ -152,12 +152,15 @@ func (f *fakeMRT) entry(r *Router, key sgKey) (iif string, oifs []string, ok boo
 	return name(e.IIF), oifs, true
 }
 
-// fakeFIB is a unicast routing table: the longest prefix wins. Interfaces without
-// an address of their own send from node.
+// fakeFIB is a unicast routing table: the longest prefix wins. Its entries say
+// who installed a route and its metric when set (zero otherwise). Interfaces
+// without an address of their own send from node.
 type fakeFIB struct {
 	routes  map[netip.Prefix]fibRoute
+	entries map[netip.Prefix]fibEntry
 	node    netip.Addr
-	lookups int
+	// lookups counts the questions Route and Entry were asked.
+	lookups, entryLookups int
 }
 
 func (f *fakeFIB) DirectRoutes() ([]directRoute, error) {
@@ -179,6 +182,22 @@ func (f *fakeFIB) Source(int) (netip.Addr, error) {
 
 func (f *fakeFIB) Route(addr netip.Addr) (fibRoute, error) {
 	f.lookups++
+	p, err := f.match(addr)
+	return f.routes[p], err
+}
+
+func (f *fakeFIB) Entry(addr netip.Addr) (fibEntry, error) {
+	f.entryLookups++
+	p, err := f.match(addr)
+	if err != nil {
+		return fibEntry{}, err
+	}
+	e := f.entries[p]
+	e.prefix = p
+	return e, nil
+}
+
+func (f *fakeFIB) match(addr netip.Addr) (netip.Prefix, error) {
 	best, found := netip.Prefix{}, false
 	for p := range f.routes {
 		if p.Contains(addr) && (!found || p.Bits() > best.Bits()) {
@@ -186,9 +205,9 @@ func (f *fakeFIB) Route(addr netip.Addr) (fibRoute, error) {
 		}
 	}
 	if !found {
-		return fibRoute{}, io.EOF
+		return netip.Prefix{}, io.EOF
 	}
-	return f.routes[best], nil
+	return best, nil
 }
 
 // sentPIM is a PIM message the router sent: out of an interface, or unicast to dst.
@@ -309,7 +328,7 @@ func newLab(t *testing.T, cfgText string) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &lab{t: t, mrt: newFakeMRT(), fib: &fakeFIB{routes: make(map[netip.Prefix]fibRoute)},
+	l := &lab{t: t, mrt: newFakeMRT(), fib: &fakeFIB{routes: make(map[netip.Prefix]fibRoute), entries: make(map[netip.Prefix]fibEntry)},
 		pim: &fakePIM{closed: make(chan struct{})}, igmp: &fakeIGMP{}, tap: &fakeTap{packets: make(chan tapped, 16)}, net: &fakeNet{addrs: make(map[int][]netip.Prefix), events: make(chan netwatch.Event)},
 		clock: &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
 	l.r = newState(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -62,6 +62,9 @@ type netState interface {
 // fib answers which unicast route the kernel would take to an address.
 type fib interface {
 	Route(addr netip.Addr) (fibRoute, error)
+	// Entry is the table entry Route's answer comes from, which Route does not
+	// tell: asserts and show rpf ask, so that most reverse paths cost one question.
+	Entry(addr netip.Addr) (fibEntry, error)
 	// Source is the address the kernel sends multicast from out of an interface:
 	// its own, or, on one without any, another of the host's.
 	Source(ifindex int) (netip.Addr, error)
@@ -76,14 +79,22 @@ type directRoute struct {
 	ifindex int
 }
 
-// fibRoute is the kernel's best unicast route to an address.
+// fibRoute is the kernel's best unicast route to an address: the way it takes.
 type fibRoute struct {
-	ifindex  int
-	gateway  netip.Addr // invalid when the address is reached directly
-	local    bool       // the address is the host's own
-	protocol int        // who installed the route (RTPROT_*)
-	priority uint32     // the route's metric
+	ifindex int
+	gateway netip.Addr // invalid when the address is reached directly
+	local   bool       // the address is the host's own
 }
+
+// fibEntry is the routing table's entry behind a fibRoute.
+type fibEntry struct {
+	prefix   netip.Prefix
+	protocol int    // who installed the route (RTPROT_*)
+	priority uint32 // the route's metric
+}
+
+// protocolName is who installed the route, as ip-route(8) names it.
+func (e fibEntry) protocolName() string { return netlink.RouteProtocol(e.protocol).String() }
 
 // netlinkFIB asks the kernel with RTM_GETROUTE.
 type netlinkFIB struct{}
@@ -140,9 +151,31 @@ func (netlinkFIB) Route(addr netip.Addr) (fibRoute, error) {
 		return fibRoute{}, unix.ENETUNREACH
 	}
 	rt := routes[0]
-	out := fibRoute{ifindex: rt.LinkIndex, local: rt.Type == unix.RTN_LOCAL, protocol: int(rt.Protocol), priority: uint32(rt.Priority)}
+	out := fibRoute{ifindex: rt.LinkIndex, local: rt.Type == unix.RTN_LOCAL}
 	if gw, ok := netip.AddrFromSlice(rt.Gw.To4()); ok && rt.Gw != nil {
 		out.gateway = gw
+	}
+	return out, nil
+}
+
+// Entry asks with RTM_F_FIB_MATCH. The plain question Route asks is answered with
+// a route made for the address alone: no prefix, no protocol, no metric.
+func (netlinkFIB) Entry(addr netip.Addr) (fibEntry, error) {
+	routes, err := netlink.RouteGetWithOptions(addr.AsSlice(), &netlink.RouteGetOptions{FIBMatch: true})
+	if err != nil {
+		return fibEntry{}, err
+	}
+	if len(routes) == 0 {
+		return fibEntry{}, unix.ENETUNREACH
+	}
+	rt := routes[0]
+	out := fibEntry{prefix: netip.PrefixFrom(netip.IPv4Unspecified(), 0), protocol: int(rt.Protocol), priority: uint32(rt.Priority)}
+	if rt.Dst != nil { // else the default route
+		p, ok := netipx(rt.Dst)
+		if !ok {
+			return fibEntry{}, unix.EAFNOSUPPORT
+		}
+		out.prefix = p
 	}
 	return out, nil
 }

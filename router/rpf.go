@@ -14,16 +14,35 @@ import (
 // rpf is the reverse path to an address.
 func (r *Router) rpf(addr netip.Addr) pim.RPF { return r.path(addr).rpf }
 
-// reversePath is what the router knows of the way to an address: the RPF, and the
-// unicast route behind it, which an assert compares.
+// reversePath is what the router knows of the way to an address: the RPF, where it
+// came from, and the unicast route behind it, whose table entry an assert compares.
 type reversePath struct {
-	rpf    pim.RPF
-	asked  bool // the FIB was asked for the route
-	routed bool // and had one
-	route  fibRoute
+	rpf        pim.RPF
+	origin     pathOrigin
+	prefix     netip.Prefix // what matched; unknown (invalid) for a route of the FIB
+	asked      bool         // the FIB was asked for the route
+	routed     bool         // and had one
+	route      fibRoute
+	entryAsked bool // the FIB was asked for the route's entry
+	hasEntry   bool // and had one
+	entry      fibEntry
 }
 
+// pathOrigin says where a reverse path came from.
+type pathOrigin string
+
+const (
+	originLocal       pathOrigin = "local"     // an address of this host
+	originConnected   pathOrigin = "connected" // a subnet of one of its interfaces
+	originFabric      pathOrigin = "fabric"    // a prefix a node on the fabric advertises
+	originStatic      pathOrigin = "static"    // a [[pim.rpf]] entry
+	originFIB         pathOrigin = "fib"       // the kernel's unicast routes
+	originUnreachable pathOrigin = "unreachable"
+)
+
 // pathCache holds reverse paths until a unicast route change covers one of them.
+// Only addresses the router holds state for are looked up through it (sources, RPs,
+// neighbours); anything else is asked with lookupPath and not kept.
 type pathCache struct {
 	byAddr map[netip.Addr]*reversePath
 	stale  bool // look every path up again before the next event
@@ -36,16 +55,22 @@ func (r *Router) path(addr netip.Addr) *reversePath {
 		return p
 	}
 	p := r.lookupPath(addr)
+	if p.origin == originUnreachable {
+		r.counters.inc("rpf_unreachable")
+	}
 	r.paths.byAddr[addr] = p
 	return p
 }
 
-// fibRoute is the kernel's route to addr, asked once per cached path: the one
-// place the FIB is asked.
-func (r *Router) fibRoute(addr netip.Addr) (fibRoute, bool) {
+// fibEntry is the table entry of the kernel's route to addr, asked once per
+// cached path, and only of the paths whose entry is needed.
+func (r *Router) fibEntry(addr netip.Addr) (fibEntry, bool) {
 	p := r.path(addr)
-	r.askFIB(p, addr)
-	return p.route, p.routed
+	if !p.entryAsked {
+		e, err := r.fib.Entry(addr)
+		p.entryAsked, p.hasEntry, p.entry = true, err == nil, e
+	}
+	return p.entry, p.hasEntry
 }
 
 func (r *Router) askFIB(p *reversePath, addr netip.Addr) {
@@ -61,43 +86,48 @@ func (r *Router) askFIB(p *reversePath, addr netip.Addr) {
 // neighbour there (an RP next door).
 func (r *Router) lookupPath(addr netip.Addr) *reversePath {
 	p := &reversePath{}
+	host := netip.PrefixFrom(addr, addr.BitLen())
 	if ifc := r.owner(addr); ifc != nil {
 		// Ourselves: nobody upstream. A process here sends out of an interface and
 		// its packets loop back into routing there, as from a connected source.
-		p.rpf.Interface = ifc.name
+		p.rpf.Interface, p.origin, p.prefix = ifc.name, originLocal, host
 		return p
 	}
 	// Before the FIB, the longest of: a connected subnet, which has no next hop; a
 	// prefix a node on the fabric advertises, whose unicast route leads elsewhere;
-	// a static multicast route, which wins a tie.
-	best := -1
+	// a static multicast route, which wins a tie. (No prefix yet has -1 bits.)
 	for _, ifc := range r.sortedInterfaces() {
 		if r.isFabric(ifc) {
 			continue
 		}
 		for _, a := range ifc.addresses {
-			if a.Contains(addr) && a.Bits() > best {
+			if a.Contains(addr) && a.Bits() > p.prefix.Bits() {
 				nbr, _ := pimNeighbor(ifc, addr)
-				p.rpf, best = pim.RPF{Interface: ifc.name, Neighbor: nbr}, a.Bits()
+				p.rpf, p.origin, p.prefix = pim.RPF{Interface: ifc.name, Neighbor: nbr}, originConnected, a.Masked()
 			}
 		}
 	}
-	if rpf, bits, ok := r.fabricPath(addr); ok && bits > best {
-		p.rpf, best = rpf, bits
+	if rpf, prefix, ok := r.fabricPath(addr); ok && prefix.Bits() > p.prefix.Bits() {
+		p.rpf, p.origin, p.prefix = rpf, originFabric, prefix
 	}
-	if rpf, bits, ok := r.staticPath(addr); ok && bits >= best {
-		p.rpf, best = rpf, bits
+	if rpf, prefix, ok := r.staticPath(addr); ok && prefix.Bits() >= p.prefix.Bits() {
+		p.rpf, p.origin, p.prefix = rpf, originStatic, prefix
 	}
-	if best >= 0 {
+	if p.prefix.IsValid() {
 		return p
 	}
 	r.askFIB(p, addr)
 	if !p.routed {
-		r.counters.inc("rpf_unreachable")
+		p.origin = originUnreachable
+		return p
+	}
+	p.origin = originFIB
+	if p.route.local {
+		p.origin, p.prefix = originLocal, host
 		return p
 	}
 	ifc := r.byIndex(p.route.ifindex)
-	if ifc == nil || p.route.local {
+	if ifc == nil {
 		return p
 	}
 	next := addr
@@ -118,10 +148,9 @@ func (r *Router) lookupPath(addr netip.Addr) *reversePath {
 // staticPath is the reverse path a [[pim.rpf]] entry gives addr: the longest
 // prefix holding it. An entry with a neighbour only goes out of the interface
 // the neighbour is on.
-func (r *Router) staticPath(addr netip.Addr) (rpf pim.RPF, bits int, ok bool) {
-	bits = -1
+func (r *Router) staticPath(addr netip.Addr) (rpf pim.RPF, prefix netip.Prefix, ok bool) {
 	for _, s := range r.cfg.PIM.RPFs {
-		if !s.Prefix.Contains(addr) || s.Prefix.Bits() <= bits {
+		if !s.Prefix.Contains(addr) || s.Prefix.Bits() <= prefix.Bits() {
 			continue
 		}
 		name := s.Interface
@@ -134,10 +163,10 @@ func (r *Router) staticPath(addr netip.Addr) (rpf pim.RPF, bits int, ok bool) {
 			}
 		}
 		if name != "" {
-			rpf, bits = pim.RPF{Interface: name, Neighbor: s.Neighbor}, s.Prefix.Bits()
+			rpf, prefix = pim.RPF{Interface: name, Neighbor: s.Neighbor}, s.Prefix.Masked()
 		}
 	}
-	return rpf, bits, bits >= 0
+	return rpf, prefix, prefix.IsValid()
 }
 
 // pimNeighbor maps an address to the PIM neighbour on the interface that owns it,

@@ -370,10 +370,9 @@ func TestStaticRoutesAndTemplates(t *testing.T) {
 
 func TestAssertMetricFromTheCachedPath(t *testing.T) {
 	l, _, eth2, _ := threeLinks(t, withRP)
-	l.fib.routes[netip.MustParsePrefix("10.0.5.0/24")] = fibRoute{ifindex: 13, gateway: netip.MustParseAddr("10.0.3.254"),
-		protocol: unix.RTPROT_STATIC, priority: 20}
-	l.fib.routes[netip.MustParsePrefix("10.0.9.0/24")] = fibRoute{ifindex: 11, gateway: rpGateway, protocol: unix.RTPROT_OSPF, priority: 7}
-	lookups := l.fib.lookups
+	l.fib.entries[netip.MustParsePrefix("10.0.5.0/24")] = fibEntry{protocol: unix.RTPROT_STATIC, priority: 20}
+	l.fib.entries[netip.MustParsePrefix("10.0.9.0/24")] = fibEntry{protocol: unix.RTPROT_OSPF, priority: 7}
+	lookups, entryLookups := l.fib.lookups, l.fib.entryLookups
 	key := sgKey{Source: farSrc, Group: grp1}
 	tests := []struct {
 		name   string
@@ -393,9 +392,13 @@ func TestAssertMetricFromTheCachedPath(t *testing.T) {
 			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
 		}
 	}
-	// One lookup per address: the source, the RP and the unroutable one.
+	// One lookup per address, of the route and of its entry: the source, the RP
+	// and the unroutable one.
 	if got := l.fib.lookups - lookups; got != 3 {
 		t.Errorf("%d FIB lookups", got)
+	}
+	if got := l.fib.entryLookups - entryLookups; got != 3 {
+		t.Errorf("%d FIB entry lookups", got)
 	}
 }
 

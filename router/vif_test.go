@@ -164,7 +164,7 @@ func TestUnroutableSender(t *testing.T) {
 		!strings.Contains(w, "raise IP_MULTICAST_TTL") {
 		t.Fatalf("warnings: %s", w)
 	}
-	routes, err := l.r.routesView()
+	routes, err := l.r.routesView(query{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -18,18 +20,82 @@ type session struct {
 	client *api.Client
 	json   bool
 	out    io.Writer
+	query  url.Values // what the command's arguments ask the view for
 }
 
 // command is one word of the command tree. Inner words have sub; the last word of
-// a command has run.
+// a command has run, and may take arguments after its words.
 type command struct {
 	word    string
 	aliases []string // other spellings, taken like word but not listed in help
 	summary string   // one line for help, on the last word only
 	implied string   // the sub word taken when the user's words stop here
 	sub     []*command
+	args    arguments
 	run     func(*session) error
 }
+
+// arguments are what a command takes after its words: between min and max of
+// them, which parse turns into the control API's query parameters. The zero value
+// takes none.
+type arguments struct {
+	usage    string // for help: "[SOURCE] [GROUP]"
+	min, max int
+	parse    func([]string) (url.Values, error)
+}
+
+// sourceGroup and interfaceGroup narrow a table. Their arguments may come in any
+// order, each kind at most once: what they are says what they stand for.
+var (
+	sourceGroup    = arguments{usage: "[SOURCE] [GROUP]", max: 2, parse: byKind(api.ParamSource, api.ParamGroup)}
+	interfaceGroup = arguments{usage: "[INTERFACE] [GROUP]", max: 2, parse: byKind(api.ParamInterface, api.ParamGroup)}
+)
+
+// byKind reads arguments into the query parameters they are, of those named: a
+// multicast address is a group, another address a source, a word an interface.
+func byKind(params ...string) func([]string) (url.Values, error) {
+	return func(args []string) (url.Values, error) {
+		q := url.Values{}
+		for _, arg := range args {
+			kind := api.ParamInterface
+			if a, err := netip.ParseAddr(arg); err == nil {
+				kind = api.ParamSource
+				if a.IsMulticast() {
+					kind = api.ParamGroup
+				}
+			}
+			var err error
+			switch kind {
+			case api.ParamGroup:
+				_, err = api.ParseGroup(arg)
+			case api.ParamSource:
+				_, err = api.ParseUnicast(arg)
+			}
+			switch {
+			case err != nil:
+			case !slices.Contains(params, kind) && kind == api.ParamInterface:
+				err = fmt.Errorf("%q is not an IPv4 address", arg)
+			case !slices.Contains(params, kind): // a source where only a group will do
+				err = fmt.Errorf("%s is not a multicast group address", arg)
+			case q.Has(kind):
+				err = fmt.Errorf("two %ss: %s and %s", kind, q.Get(kind), arg)
+			}
+			if err != nil {
+				return nil, err
+			}
+			q.Set(kind, arg)
+		}
+		return q, nil
+	}
+}
+
+// oneAddress reads the one address show rpf needs.
+var oneAddress = arguments{usage: "ADDRESS", min: 1, max: 1, parse: func(args []string) (url.Values, error) {
+	if _, err := api.ParseUnicast(args[0]); err != nil {
+		return nil, err
+	}
+	return url.Values{api.ParamAddress: args}, nil
+}}
 
 // newCommandTree builds mroutectl's commands. An empty command line runs root's
 // implied path, show routes.
@@ -39,14 +105,16 @@ func newCommandTree() *command {
 	zsh := &command{word: "zsh", summary: "a zsh completion script for mroutectl"}
 	root := &command{implied: "show", sub: []*command{
 		{word: "show", implied: "routes", sub: []*command{
-			{word: "routes", summary: "the multicast routing table (the default command)",
+			{word: "routes", summary: "the multicast routing table (the default command)", args: sourceGroup,
 				run: fetch(http.MethodGet, api.PathRoutes, decoded(renderRoutes))},
-			{word: "mfc", summary: "the kernel's multicast forwarding cache, read back from the kernel",
+			{word: "mfc", summary: "the kernel's multicast forwarding cache, read back from the kernel", args: sourceGroup,
 				run: fetch(http.MethodGet, api.PathMFC, decoded(renderMFC))},
+			{word: "rpf", summary: "the reverse path to an address: interface, neighbour, and where it comes from", args: oneAddress,
+				run: fetch(http.MethodGet, api.PathRPF, decoded(renderRPF))},
 			{word: "interfaces", summary: "interfaces, their VIFs, protocols and counters",
 				run: fetch(http.MethodGet, api.PathInterfaces, decoded(renderInterfaces))},
 			{word: "igmp", implied: "groups", sub: []*command{
-				{word: "groups", summary: "group memberships learned by IGMP, per interface",
+				{word: "groups", summary: "group memberships learned by IGMP, per interface", args: interfaceGroup,
 					run: fetch(http.MethodGet, api.PathIGMPGroups, decoded(renderIGMPGroups))},
 			}},
 			{word: "pim", sub: []*command{
@@ -54,7 +122,7 @@ func newCommandTree() *command {
 					run: fetch(http.MethodGet, api.PathPIMNeighbors, decoded(renderPIMNeighbors))},
 				{word: "rp", summary: "group ranges, their rendezvous point and its origin",
 					run: fetch(http.MethodGet, api.PathPIMRP, decoded(renderRPMappings))},
-				{word: "joins", summary: "join/prune state: upstream, downstream per interface, source-side state",
+				{word: "joins", summary: "join/prune state: upstream, downstream per interface, source-side state", args: sourceGroup,
 					run: fetch(http.MethodGet, api.PathPIMJoins, decoded(renderPIMJoins))},
 			}},
 			{word: "fabric", summary: "the node fabric: this node, its peers, what each joined and advertises",
@@ -82,15 +150,23 @@ func newCommandTree() *command {
 }
 
 // resolve finds the command named by args, each word any unique prefix of a word at
-// its level, and returns it with its full words. A prefix shared by several words
-// still resolves when the words after it fit under only one of them ("s i g": igmp
-// has a g, interfaces has nothing more).
-func resolve(root *command, args []string) (*command, []string, error) {
-	cmd, path, err := resolveFrom(root, args, 0)
+// its level, and returns it with its full words and the query its arguments make.
+// A prefix shared by several words still resolves when the words after it fit under
+// only one of them ("s i g": igmp has a g, interfaces has nothing more; "s r": only
+// routes runs without an address).
+func resolve(root *command, args []string) (*command, []string, url.Values, error) {
+	r, err := resolveFrom(root, args, 0)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return cmd, path, nil
+	return r.cmd, r.path, r.query, nil
+}
+
+// resolved is a command line read: the command, its full words, its query.
+type resolved struct {
+	cmd   *command
+	path  []string
+	query url.Values
 }
 
 // resolveError says why args name no command. at is the index of the word at fault:
@@ -103,16 +179,14 @@ type resolveError struct {
 func (e *resolveError) Error() string { return e.msg }
 
 // resolveFrom resolves args[done:] under node, which args[:done] led to.
-func resolveFrom(node *command, args []string, done int) (*command, []string, *resolveError) {
-	fail := func(at int, format string, a ...any) (*command, []string, *resolveError) {
-		return nil, nil, &resolveError{at: at, msg: fmt.Sprintf(format, a...)}
+func resolveFrom(node *command, args []string, done int) (resolved, *resolveError) {
+	fail := func(at int, format string, a ...any) (resolved, *resolveError) {
+		return resolved{}, &resolveError{at: at, msg: fmt.Sprintf(format, a...)}
 	}
 	typed := strings.Join(args[:min(done+1, len(args))], " ")
 	if node.run != nil {
-		if done < len(args) {
-			return fail(done, "unexpected %q after %q", args[done], strings.Join(args[:done], " "))
-		}
-		return node, nil, nil
+		query, err := node.args.read(args, done)
+		return resolved{cmd: node, query: query}, err
 	}
 	word, next := node.implied, done // an implied word consumes nothing the user typed
 	if done < len(args) {
@@ -125,15 +199,15 @@ func resolveFrom(node *command, args []string, done int) (*command, []string, *r
 		return fail(done, "unknown command %q (try \"mroutectl help\")", typed)
 	}
 	var fits []*command
-	var cmd *command
-	var path []string
+	var found resolved
 	var furthest *resolveError
 	tied := false
 	for _, c := range candidates {
-		found, rest, err := resolveFrom(c, args, next)
+		r, err := resolveFrom(c, args, next)
 		switch {
 		case err == nil:
-			fits, cmd, path = append(fits, c), found, append([]string{c.word}, rest...)
+			fits, found = append(fits, c), r
+			found.path = append([]string{c.word}, r.path...)
 		case furthest == nil || err.at > furthest.at:
 			furthest, tied = err, false
 		case err.at == furthest.at:
@@ -142,13 +216,34 @@ func resolveFrom(node *command, args []string, done int) (*command, []string, *r
 	}
 	switch {
 	case len(fits) == 1:
-		return cmd, path, nil
+		return found, nil
 	case len(fits) == 0 && !tied:
-		return nil, nil, furthest
+		return resolved{}, furthest
 	case len(fits) == 0:
 		fits = candidates
 	}
 	return fail(done, "%q is ambiguous: %s", typed, strings.Join(words(fits), ", "))
+}
+
+// read takes args[done:], the words after a command's, as its arguments.
+func (a arguments) read(args []string, done int) (url.Values, *resolveError) {
+	fail := func(at int, format string, v ...any) (url.Values, *resolveError) {
+		return nil, &resolveError{at: at, msg: fmt.Sprintf(format, v...)}
+	}
+	typed, rest := strings.Join(args[:done], " "), args[done:]
+	switch {
+	case len(rest) > a.max:
+		return fail(done+a.max, "unexpected %q after %q", rest[a.max], strings.Join(args[:done+a.max], " "))
+	case len(rest) < a.min:
+		return fail(len(args), "%q needs %s", typed, a.usage)
+	case len(rest) == 0:
+		return nil, nil
+	}
+	q, err := a.parse(rest)
+	if err != nil {
+		return fail(done, "%q: %v", typed, err)
+	}
+	return q, nil
 }
 
 // children returns the sub command that word names exactly, else every sub command
@@ -181,7 +276,11 @@ func words(cs []*command) []string {
 // --json, else through render.
 func fetch(method, path string, render func(io.Writer, []byte) error) func(*session) error {
 	return func(s *session) error {
-		body, err := s.client.Raw(s.ctx, method, path)
+		target := path
+		if len(s.query) > 0 {
+			target += "?" + s.query.Encode()
+		}
+		body, err := s.client.Raw(s.ctx, method, target)
 		if err != nil {
 			return err
 		}
@@ -240,7 +339,7 @@ func writeUsage(w io.Writer, root *command) error {
 	var walk func(c *command, path []string)
 	walk = func(c *command, path []string) {
 		if c.run != nil {
-			rows = append(rows, [2]string{strings.Join(path, " "), c.summary})
+			rows = append(rows, [2]string{strings.TrimSpace(strings.Join(path, " ") + " " + c.args.usage), c.summary})
 		}
 		for _, s := range c.sub {
 			walk(s, append(slices.Clip(path), s.word))
@@ -262,6 +361,8 @@ func writeUsage(w io.Writer, root *command) error {
 	for _, r := range rows {
 		fmt.Fprintf(&b, "  %-*s   %s\n", width, r[0], r[1])
 	}
+	b.WriteString("\nSOURCE, GROUP and INTERFACE narrow a table, in any order: a multicast address\n" +
+		"is the GROUP, another address the SOURCE.\n")
 	b.WriteString("\nFlags:\n")
 	for _, r := range flags {
 		fmt.Fprintf(&b, "  %-*s   %s\n", width, r[0], r[1])

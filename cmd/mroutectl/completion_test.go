@@ -97,13 +97,14 @@ func TestCompletionBash(t *testing.T) {
 	cases := map[string]string{
 		"mroutectl ":                   "completion help reload restart show version",
 		"mroutectl s":                  "show",
-		"mroutectl show ":              "fabric igmp interfaces metrics mfc pim routes status",
+		"mroutectl show ":              "fabric igmp interfaces metrics mfc pim routes rpf status",
 		"mroutectl s i":                "igmp interfaces",
 		"mroutectl s p ":               "joins neighbors rp",
 		"mroutectl -j s p n":           "neighbors",
 		"mroutectl s --json p neighbo": "neighbors",
 		"mroutectl s p neighbou":       "neighbours",
-		"mroutectl -s /tmp/x.sock s ":  "fabric igmp interfaces metrics mfc pim routes status",
+		"mroutectl -s /tmp/x.sock s ":  "fabric igmp interfaces metrics mfc pim routes rpf status",
+		"mroutectl s r":                "routes rpf",
 		"mroutectl s ig ":              "groups",
 		"mroutectl show routes ":       "",
 		"mroutectl s x ":               "",
@@ -111,6 +112,12 @@ func TestCompletionBash(t *testing.T) {
 		"mroutectl completion ":        "bash zsh",
 		"mroutectl --j":                "--json",
 		"mroutectl show --s":           "--socket",
+		// Arguments end the command words; flags still follow them.
+		"mroutectl show routes 239.1.1.1 ":           "",
+		"mroutectl s r 10.1.1.2 239.1.1.1 --j":       "--json",
+		"mroutectl s i g eth1 -s /tmp/x.sock --js":   "--json",
+		"mroutectl show rpf 10.1.1.2 ":               "",
+		"mroutectl show igmp groups eth1 239.1.1.1 ": "",
 	}
 	for line, want := range cases {
 		words := strings.Split(line, " ")

@@ -50,11 +50,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		words, rest = append(words, rest[0]), rest[1:]
 	}
 
-	cmd, _, err := resolve(root, words)
+	cmd, _, query, err := resolve(root, words)
 	if err != nil {
 		return fail(err)
 	}
-	s := &session{ctx: ctx, client: api.NewClient(socket), json: asJSON, out: stdout}
+	s := &session{ctx: ctx, client: api.NewClient(socket), json: asJSON, out: stdout, query: query}
 	if err := cmd.run(s); err != nil {
 		return fail(err)
 	}

@@ -132,6 +132,41 @@ func TestRunFlagsAnywhere(t *testing.T) {
 	}
 }
 
+// Arguments reach the daemon as the view's query parameters; --json prints its
+// answer as served. Bad arguments never reach it.
+func TestRunArguments(t *testing.T) {
+	const body = `{"routes":[]}`
+	var asked []string
+	socket := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		asked = append(asked, req.URL.RequestURI())
+		_, _ = w.Write([]byte(body))
+	}))
+	cases := []struct {
+		line string
+		uri  string
+	}{
+		{"show routes 239.1.1.1 --json", api.PathRoutes + "?group=239.1.1.1"},
+		{"-j s r 10.1.1.2 239.1.1.1", api.PathRoutes + "?group=239.1.1.1&source=10.1.1.2"},
+		{"--json show mfc 10.1.1.2", api.PathMFC + "?source=10.1.1.2"},
+		{"-j s i g eth1 239.1.1.1", api.PathIGMPGroups + "?group=239.1.1.1&interface=eth1"},
+		{"-j s p j 239.1.1.1", api.PathPIMJoins + "?group=239.1.1.1"},
+		{"-j show rpf 10.1.1.2", api.PathRPF + "?address=10.1.1.2"},
+		{"-j show routes", api.PathRoutes},
+	}
+	for _, c := range cases {
+		asked = nil
+		status, out, errOut := runCLI(append([]string{"-s", socket}, strings.Fields(c.line)...)...)
+		if status != 0 || out != body+"\n" || len(asked) != 1 || asked[0] != c.uri {
+			t.Errorf("%q: status %d, stdout %q, stderr %q, asked %q, want %q", c.line, status, out, errOut, asked, c.uri)
+		}
+	}
+	asked = nil
+	status, out, errOut := runCLI("-s", socket, "show", "routes", "239.1.1.300")
+	if want := `mroutectl: "show routes": "239.1.1.300" is not an IPv4 address` + "\n"; status != 1 || out != "" || errOut != want || asked != nil {
+		t.Errorf("bad address: status %d, stdout %q, stderr %q, asked %q", status, out, errOut, asked)
+	}
+}
+
 func TestRunVersion(t *testing.T) {
 	socket := cannedDaemon(t)
 	if status, out, _ := runCLI("-s", socket, "version"); status != 0 || out != "mroutectl dev\nmrouterd 0.3.0\n" {
@@ -205,7 +240,8 @@ func TestRunHelp(t *testing.T) {
 		if status != 0 || errOut != "" || !strings.HasPrefix(out, "usage: mroutectl ") {
 			t.Errorf("%q: status %d, stderr %q, stdout %q", args, status, errOut, out)
 		}
-		for _, command := range []string{"show routes", "show igmp groups", "show pim rp", "reload", "version"} {
+		for _, command := range []string{"show routes [SOURCE] [GROUP]", "show igmp groups [INTERFACE] [GROUP]",
+			"show rpf ADDRESS", "show pim rp", "reload", "version"} {
 			if !strings.Contains(out, "\n  "+command+" ") {
 				t.Errorf("%q: help does not list %q", args, command)
 			}

@@ -164,6 +164,55 @@ func renderPIMJoins(w io.Writer, m api.PIMJoins) error {
 	return finish(tw, len(m.Joins), "PIM join state")
 }
 
+// rpfOrigins explain where a reverse path comes from.
+var rpfOrigins = map[string]string{
+	"local":       "an address of this host",
+	"connected":   "a subnet of the interface",
+	"fabric":      "a prefix the neighbour advertises on the fabric",
+	"static":      "a [[pim.rpf]] entry",
+	"fib":         "the kernel's unicast routes",
+	"unreachable": "no route",
+}
+
+// renderRPF says which way the router expects an address's packets, and why.
+func renderRPF(w io.Writer, p api.RPF) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row(tw, "Address:", p.Address)
+	row(tw, "Interface:", dash(p.Interface))
+	neighbor := p.Neighbor
+	switch {
+	case neighbor != "":
+	case p.Interface != "":
+		neighbor = "none"
+	default:
+		neighbor = "-"
+	}
+	row(tw, "Neighbor:", neighbor)
+	origin := dash(p.Origin)
+	if why, ok := rpfOrigins[p.Origin]; ok {
+		origin += " (" + why + ")"
+	}
+	row(tw, "Origin:", origin)
+	row(tw, "Prefix:", dash(p.Prefix))
+	if p.Origin == "fib" {
+		route := "direct"
+		if p.Gateway != "" {
+			route = "via " + p.Gateway
+		}
+		if p.Protocol != "" {
+			route += ", proto " + p.Protocol
+		}
+		if p.Metric != nil {
+			route += fmt.Sprintf(", metric %d", *p.Metric)
+		}
+		if p.Preference != nil {
+			route += fmt.Sprintf(", preference %d", *p.Preference)
+		}
+		row(tw, "Route:", route)
+	}
+	return tw.Flush()
+}
+
 func renderFabric(w io.Writer, f api.Fabric) error {
 	if !f.Enabled {
 		_, err := fmt.Fprintln(w, "no fabric: [fabric] peers is empty")

@@ -86,6 +86,17 @@ var sampleViews = []sampleView{
 			"*         239.1.1.1  eth1 10.0.23.2  -                       eth2:join/3m10s  eth3\n" +
 			"10.0.1.2  239.1.1.1  -               SPT,KAT,register:prune  eth2:prune(rpt)  -\n",
 	},
+	{name: "show rpf 10.1.1.2", method: http.MethodGet, path: api.PathRPF, render: decoded(renderRPF),
+		body: `{"address":"10.1.1.2","interface":"eth1","neighbor":"10.2.2.1","origin":"fib","prefix":"10.1.0.0/16",` +
+			`"gateway":"10.2.2.1","protocol":"ospf","metric":20,"preference":110}` + "\n",
+		table: "" +
+			"Address:    10.1.1.2\n" +
+			"Interface:  eth1\n" +
+			"Neighbor:   10.2.2.1\n" +
+			"Origin:     fib (the kernel's unicast routes)\n" +
+			"Prefix:     10.1.0.0/16\n" +
+			"Route:      via 10.2.2.1, proto ospf, metric 20, preference 110\n",
+	},
 	{name: "show status", method: http.MethodGet, path: api.PathStatus, render: decoded(renderStatus),
 		body: `{"version":"0.3.0","uptime_s":3723,"config_file":"/etc/mrouterd/mrouterd.toml","table":0,"vifs":3,"max_vifs":32,"routes":5,` +
 			`"counters":{"upcalls_nocache":42,"control_bad_requests":2,"mfc_adds":17},` +
@@ -151,6 +162,14 @@ func TestRenderEmpty(t *testing.T) {
 			"Interface  Address  Uptime  Expires  DR Priority  Generation ID  DR\n(no PIM neighbors)\n"},
 		{decoded(renderRPMappings), `{}`, "Group Range  RP  Source\n(no RP mappings)\n"},
 		{decoded(renderReload), `{"changed":false,"summary":[]}`, "no change\n"},
+		{decoded(renderRPF), `{"address":"10.1.1.2","interface":"eth2","neighbor":"","origin":"connected","prefix":"10.1.1.0/24"}`,
+			"Address:    10.1.1.2\nInterface:  eth2\nNeighbor:   none\nOrigin:     connected (a subnet of the interface)\nPrefix:     10.1.1.0/24\n"},
+		{decoded(renderRPF), `{"address":"10.244.2.5","interface":"mrfabric","neighbor":"10.0.2.2","origin":"fabric","prefix":"10.244.2.0/24"}`,
+			"Address:    10.244.2.5\nInterface:  mrfabric\nNeighbor:   10.0.2.2\nOrigin:     fabric (a prefix the neighbour advertises on the fabric)\nPrefix:     10.244.2.0/24\n"},
+		{decoded(renderRPF), `{"address":"10.9.9.9","interface":"eth3","neighbor":"","origin":"fib","prefix":"10.9.9.0/24","protocol":"kernel","metric":0,"preference":1}`,
+			"Address:    10.9.9.9\nInterface:  eth3\nNeighbor:   none\nOrigin:     fib (the kernel's unicast routes)\nPrefix:     10.9.9.0/24\nRoute:      direct, proto kernel, metric 0, preference 1\n"},
+		{decoded(renderRPF), `{"address":"192.0.2.1","interface":"","neighbor":"","origin":"unreachable","prefix":""}`,
+			"Address:    192.0.2.1\nInterface:  -\nNeighbor:   -\nOrigin:     unreachable (no route)\nPrefix:     -\n"},
 		{decoded(renderStatus), `{"version":"","uptime_s":0,"config_file":"","table":254,"vifs":0,"max_vifs":32,"routes":0,"counters":{},"warnings":[]}`,
 			"Version:       -\nUptime:        0s\nConfig file:   -\nKernel table:  254\nVIFs:          0 of 32\nInterfaces:    0 watched\nRoutes:        0\nCounters: none\nWarnings: none\n"},
 	}

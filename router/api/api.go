@@ -3,6 +3,11 @@
 // never renamed.
 package api
 
+import (
+	"fmt"
+	"net/netip"
+)
+
 // DefaultSocket is where the daemon listens unless told otherwise.
 const DefaultSocket = "/run/mrouterd/mrouterd.sock"
 
@@ -176,7 +181,72 @@ const (
 	PathPIMRP        = "/v1/pim/rp"
 	PathPIMJoins     = "/v1/pim/joins"
 	PathFabric       = "/v1/fabric"
+	PathRPF          = "/v1/rpf"
 )
+
+// Query parameters. Some views take them to answer for part of their table only:
+// routes, mfc and pim/joins take source and group (GET /v1/routes?group=239.1.1.1),
+// igmp/groups takes interface and group; rpf needs address. A view refuses a
+// parameter it does not take, a repeated one and a malformed one with 400.
+const (
+	ParamSource    = "source"
+	ParamGroup     = "group"
+	ParamInterface = "interface"
+	ParamAddress   = "address"
+)
+
+// ParseGroup reads a group: an IPv4 multicast address.
+func ParseGroup(s string) (netip.Addr, error) {
+	a, err := parseIPv4(s)
+	if err == nil && !a.IsMulticast() {
+		return netip.Addr{}, fmt.Errorf("%s is not a multicast group address", s)
+	}
+	return a, err
+}
+
+// ParseUnicast reads the address of a source or a router: IPv4, neither multicast
+// nor 0.0.0.0.
+func ParseUnicast(s string) (netip.Addr, error) {
+	a, err := parseIPv4(s)
+	switch {
+	case err != nil:
+		return netip.Addr{}, err
+	case a.IsMulticast():
+		return netip.Addr{}, fmt.Errorf("%s is a multicast group address, not a source's or a router's", s)
+	case a.IsUnspecified():
+		return netip.Addr{}, fmt.Errorf("%s is not a source's or a router's address", s)
+	}
+	return a, nil
+}
+
+func parseIPv4(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, fmt.Errorf("%q is not an IPv4 address", s)
+	}
+	return a, nil
+}
+
+// RPF is the reply of GET /v1/rpf?address=A: the reverse path to an address, which
+// the router's joins towards it follow and its packets must arrive by.
+type RPF struct {
+	Address   string `json:"address"`
+	Interface string `json:"interface"` // "" when there is no way back
+	Neighbor  string `json:"neighbor"`  // the PIM neighbour joins go to; "" when there is none, as on a connected subnet
+	// Origin says where the path comes from: "connected" (a subnet of one of the
+	// interfaces), "fabric" (a prefix a node on the fabric advertises), "static" (a
+	// [[pim.rpf]] entry), "fib" (the kernel's unicast routes), "local" (an address
+	// of this host) or "unreachable" (no route at all).
+	Origin string `json:"origin"`
+	Prefix string `json:"prefix"` // the prefix that matched; "" when none did
+	// The kernel's route, when the path comes from the FIB: its next hop ("" for a
+	// direct route), who installed it (kernel, boot, static, dhcp, ospf, bgp, ...),
+	// its metric, and the preference the router's asserts claim for it.
+	Gateway    string  `json:"gateway,omitempty"`
+	Protocol   string  `json:"protocol,omitempty"`
+	Metric     *uint32 `json:"metric,omitempty"`
+	Preference *uint32 `json:"preference,omitempty"`
+}
 
 // Fabric is the reply of GET /v1/fabric: the node fabric and its peers.
 type Fabric struct {
