@@ -232,18 +232,30 @@ func (r *Router) holdAdopted() {
 			r.held[sgKey{Source: e.Source, Group: e.Group}] = e
 		}
 	}
-	keys := make([]sgKey, 0, len(r.held))
-	for key := range r.held {
+	r.adoptedSources = make(map[sgKey]int)
+	for key, e := range r.held {
+		if key.Source.IsValid() && !key.Source.IsUnspecified() {
+			r.adoptedSources[key] = e.IIF
+		}
+	}
+	r.replayAdopted()
+	r.log.Info("holding the adopted MFC entries while the protocols rebuild", "entries", len(r.held), "until", r.holdUntil)
+}
+
+// replayAdopted hands the RIB each adopted source as the upcall that first made
+// its route: at once, for a first hop's own sources, and again when the hold
+// ends, for sources whose routes needed the join state rebuilt first (an RP's).
+func (r *Router) replayAdopted() {
+	keys := make([]sgKey, 0, len(r.adoptedSources))
+	for key := range r.adoptedSources {
 		keys = append(keys, key)
 	}
 	slices.SortFunc(keys, sgKey.Compare)
 	for _, key := range keys {
-		in := r.byIndex(r.held[key].IIF)
-		if key.Source.IsValid() && !key.Source.IsUnspecified() && in != nil && in.hasVIF() {
+		if in := r.byIndex(r.adoptedSources[key]); in != nil && in.hasVIF() {
 			r.sourceArrived(in, key)
 		}
 	}
-	r.log.Info("holding the adopted MFC entries while the protocols rebuild", "entries", len(r.held), "until", r.holdUntil)
 }
 
 // restartHold is how long adopted entries are held: a neighbour that ignores a new
@@ -260,7 +272,17 @@ func (r *Router) endHold(now time.Time) {
 		return
 	}
 	r.log.Info("restart complete; adopted entries no longer held", "still_held", len(r.held))
-	r.held = nil
+	// The sources again, now that join state is back, and the arrivals that puts
+	// at odds with a route, before the adopted entries stop speaking for them.
+	r.replayAdopted()
+	r.sendAll(r.rib.Refresh(now))
+	for key := range r.held {
+		rt, _ := r.rib.Route(key)
+		r.wanted(key, rt) // notes the arrivals
+	}
+	r.replayArrivals()
+	r.sendAll(r.rib.Refresh(now))
+	r.held, r.adoptedSources = nil, nil
 	for _, ifc := range r.ifaces {
 		ifc.adopted = false
 	}
@@ -276,7 +298,11 @@ func (r *Router) holdView(now time.Time) *api.RestartHold {
 }
 
 // wanted is the entry the kernel is to hold for key: the route's (rt may be nil),
-// merged with the adopted entry while the restart's hold lasts.
+// merged with the adopted entry while the restart's hold lasts. The adopted entry's
+// incoming interface is where the source's packets arrive, so it stays: a route
+// that wants another (an RP that has not yet learned it is on the source's tree,
+// and would take the source from registers) is told the packets arrive there
+// (replayArrivals).
 func (r *Router) wanted(key sgKey, rt *mrib.Route) (desiredEntry, bool) {
 	want, ok := r.desiredEntry(rt)
 	held, isHeld := r.held[key]
@@ -287,25 +313,33 @@ func (r *Router) wanted(key sgKey, rt *mrib.Route) (desiredEntry, bool) {
 		delete(r.held, key) // the protocols want it all again
 		return want, true
 	}
-	if !ok {
-		in := r.byIndex(held.IIF)
-		if in == nil || !in.hasVIF() {
-			return desiredEntry{}, false
-		}
-		want = desiredEntry{mfc: mroute.MFC{Source: key.Source, Group: key.Group, IIF: uint16(in.vif)}, iifIndex: in.index}
+	in := r.byIndex(held.IIF)
+	if in == nil || !in.hasVIF() {
+		return want, ok
 	}
-	want.mfc.OIFs = slices.Clone(want.mfc.OIFs)
-	want.oifIndex = slices.Clone(want.oifIndex)
-	for _, index := range held.OIFs {
+	if ok && want.iifIndex != held.IIF {
+		r.arrivals[key] = in.name
+	}
+	merged := desiredEntry{mfc: mroute.MFC{Source: key.Source, Group: key.Group, IIF: uint16(in.vif)}, iifIndex: in.index}
+	for _, index := range slices.Concat(want.oifIndex, held.OIFs) {
 		out := r.byIndex(index)
-		if out == nil || !out.hasVIF() || index == want.iifIndex || slices.Contains(want.oifIndex, index) {
+		if out == nil || !out.hasVIF() || index == merged.iifIndex || slices.Contains(merged.oifIndex, index) {
 			continue
 		}
-		want.mfc.OIFs = append(want.mfc.OIFs, uint16(out.vif))
-		want.oifIndex = append(want.oifIndex, index)
+		merged.mfc.OIFs = append(merged.mfc.OIFs, uint16(out.vif))
+		merged.oifIndex = append(merged.oifIndex, index)
 	}
-	slices.Sort(want.oifIndex)
-	return want, true
+	slices.Sort(merged.oifIndex)
+	return merged, true
+}
+
+// replayArrivals tells the routes that want another incoming interface than the
+// adopted entry's where their source's packets arrive (see wanted).
+func (r *Router) replayArrivals() {
+	for key, in := range r.arrivals {
+		delete(r.arrivals, key)
+		r.sendAll(r.rib.ArrivingNatively(r.now(), key, in))
+	}
 }
 
 // isSubset reports whether every element of a is in b.

@@ -183,3 +183,34 @@ func equalVIFs(a, b map[uint16]mroute.VIF) bool {
 	}
 	return true
 }
+
+// TestRestartAtTheRP: an RP adopts an entry that takes a source from its tree. The
+// rebuilt state alone would take the source from registers, which no longer come;
+// the adopted entry keeps the source's interface, the route learns it is on the
+// source's tree, and once the hold is over the kernel's entry is as before.
+func TestRestartAtTheRP(t *testing.T) {
+	l, eth2, eth3 := atRP(t, withRP)
+	key := sgKey{Source: hostSrc, Group: grp1}
+	entry := mroute.MFC{Source: hostSrc, Group: grp1, IIF: uint16(eth3.vif), OIFs: []uint16{uint16(eth2.vif)}}
+	if err := l.mrt.AddMFC(entry); err != nil {
+		t.Fatal(err)
+	}
+	l.r.adopting = &Handoff{From: "1.0"}
+	l.r.held = map[sgKey]mroute.KernelEntry{}
+	l.r.holdAdopted()
+	l.r.reconcile("start")
+	l.mfc(key, "eth3", "eth2")
+
+	l.report(eth2, "10.0.2.5", exclude(grp1))
+	l.mfc(key, "eth3", "eth2")
+	l.clock.advance(l.r.restartHold())
+	l.r.advanceProtocols(l.r.now())
+	l.settle()
+	l.mfc(key, "eth3", "eth2")
+	if rt, ok := l.r.rib.Route(key); !ok || rt.IIF != "eth3" || !rt.Learned {
+		t.Fatalf("route %+v: want the source's tree, from eth3, learned", rt)
+	}
+	if l.r.held != nil {
+		t.Error("still holding after the hold")
+	}
+}

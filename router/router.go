@@ -110,7 +110,13 @@ type Router struct {
 	adoptedVIFs map[int]handedVIF
 	held        map[sgKey]mroute.KernelEntry
 	heldFrom    string // the version that handed them over
-	holdUntil   time.Time
+	// adoptedSources are the adopted (S,G) entries' incoming ifindexes, replayed
+	// as upcalls at the start and at the end of the hold.
+	adoptedSources map[sgKey]int
+	// arrivals are held entries whose routes want another incoming interface: the
+	// interface their packets arrive on, to be told to the RIB.
+	arrivals  map[sgKey]string
+	holdUntil time.Time
 }
 
 // igmpPacket is an IGMP packet as the socket reader hands it to the loop.
@@ -190,6 +196,7 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		counters:    make(counters),
 		kernelByKey: make(map[sgKey]mroute.KernelEntry),
 		adoptedVIFs: make(map[int]handedVIF),
+		arrivals:    make(map[sgKey]string),
 		installed:   make(map[sgKey]desiredEntry),
 		paths:       pathCache{byAddr: make(map[netip.Addr]*reversePath)},
 		unroutable:  make(map[sgKey]*unroutable),
@@ -353,6 +360,16 @@ func (r *Router) settle() {
 	r.updateVIFs(r.now())
 	r.updateTap()
 	r.updateFabric(r.now())
+	r.reconcileChanges()
+	if len(r.arrivals) > 0 {
+		r.replayArrivals()
+		r.sendAll(r.rib.Refresh(r.now()))
+		r.reconcileChanges()
+	}
+}
+
+// reconcileChanges brings the kernel's MFC up to date with the routes.
+func (r *Router) reconcileChanges() {
 	if r.reconcileWanted {
 		r.reconcile("change")
 	} else if r.rib.Changed() {

@@ -135,6 +135,18 @@ func (r *RIB) WrongVIF(now time.Time, key Key, in string) []Send {
 	return nil
 }
 
+// ArrivingNatively says a source's packets arrive on in, as an MFC entry adopted
+// in a restart shows. Unlike a WRONGVIF upcall there is no register in flight to
+// wait for: they have been arriving that way all along, so a route on the
+// reverse path switches to the source's tree at once.
+func (r *RIB) ArrivingNatively(now time.Time, key Key, in string) []Send {
+	if r.routes[key] == nil || in != r.env.RPF(key.Source).Interface || r.tree.SPTBit(key) {
+		return nil
+	}
+	r.updateSPTbit(now, key, true, false)
+	return r.take()
+}
+
 // Advance switches the sources whose wait for a register ran out.
 func (r *RIB) Advance(now time.Time) []Send {
 	for key, at := range r.sptPending {

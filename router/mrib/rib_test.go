@@ -499,6 +499,26 @@ func TestRegisterAtRP(t *testing.T) {
 	}
 }
 
+// TestArrivingNativelyAtRP: an RP that, after a restart, would take a source from
+// registers that no longer come learns from the adopted entry that the source's
+// packets arrive natively, and switches at once.
+func TestArrivingNativelyAtRP(t *testing.T) {
+	h := atRP(t, Config{RegisterVIF: "pimreg"})
+	key := sg(hostSrc, grp)
+	h.member("eth2", grp, igmp.Exclude)
+	h.noCache(key, Arrival{Interface: "eth3"})
+	h.want(key, "pimreg", "eth2")
+	if s := h.rib.ArrivingNatively(h.now, key, "eth2"); s != nil || h.rib.Tree().SPTBit(key) {
+		t.Fatal("packets off the reverse path switched the route")
+	}
+	h.add(h.rib.ArrivingNatively(h.now, key, "eth3"))
+	h.settle()
+	h.want(key, "eth3", "eth2")
+	if !h.rib.Tree().SPTBit(key) {
+		t.Fatal("no SPT bit")
+	}
+}
+
 func TestRegisterRefused(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -680,6 +700,24 @@ func TestLearnedRouteExpiresButJoinStateKeepsIt(t *testing.T) {
 	h.now = h.now.Add(time.Hour)
 	h.add(h.rib.ExpireLearned(h.now, func(Key) (uint64, bool) { return 0, false }))
 	h.want(sg(hostSrc, grp), "")
+}
+
+// TestTrafficOnAJoinedRouteIsLearned: a route join state alone holds (its traffic
+// started before a restart, and the kernel asks nothing for an entry it has) is
+// learned when its source is reported, as before the idle timeout took it.
+func TestTrafficOnAJoinedRouteIsLearned(t *testing.T) {
+	h := newHarness(t, "", Config{})
+	key := sg(hostSrc, ssmGrp)
+	h.member("eth2", ssmGrp, igmp.Include, hostSrc)
+	if rt := mustRoute(t, h, key); rt.Learned || !rt.JoinState {
+		t.Fatalf("route %+v: join state only", rt)
+	}
+	if rec, _ := h.rib.NoCache(h.now, key, onEth1); !rec {
+		t.Fatal("a known route asks for no reconcile")
+	}
+	if rt := mustRoute(t, h, key); !rt.Learned || !h.rib.HasLearned() {
+		t.Fatalf("route %+v: its traffic was reported, not learned", rt)
+	}
 }
 
 func TestOriginString(t *testing.T) {

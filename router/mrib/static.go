@@ -54,8 +54,14 @@ type Arrival struct {
 // NoCache acts on a packet the kernel has no entry for. It reports whether the
 // kernel should be reconciled: the route exists and the kernel lost it.
 func (r *RIB) NoCache(now time.Time, key Key, in Arrival) (reconcile bool, sends []Send) {
-	if _, ok := r.routes[key]; ok {
-		// Known already: the kernel lost or never had it, so the next reconcile installs it.
+	if rt, ok := r.routes[key]; ok {
+		// Known already: the kernel lost or never had it, so the next reconcile
+		// installs it. A route only join state held now has traffic too.
+		if !rt.Learned && rt.JoinState && !r.learnedFull() {
+			rt.Learned, rt.LastActive = true, now
+			r.learned++
+			r.dirtyGroups[key.Group] = true
+		}
 		return true, nil
 	}
 	if tmpl := r.routes[Key{Group: key.Group}]; tmpl != nil && tmpl.Template && tmpl.IIF == in.Interface {

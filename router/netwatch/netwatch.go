@@ -62,7 +62,11 @@ func (n Netlink) Watch(ctx context.Context, out chan<- Event) {
 		links := make(chan netlink.LinkUpdate, 64)
 		addrs := make(chan netlink.AddrUpdate, 64)
 		routes := make(chan netlink.RouteUpdate, 256)
-		errs := func(err error) { n.Log.Warn("netlink subscription", "err", err) }
+		errs := func(err error) {
+			if ctx.Err() == nil { // the subscriptions fail as they close: no news
+				n.Log.Warn("netlink subscription", "err", err)
+			}
+		}
 		err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{
 			ErrorCallback: errs, ReceiveBufferSize: 1 << 20})
 		if err == nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/mrouterd/mrouterd/router/api"
 	"github.com/mrouterd/mrouterd/test/lab"
 	"github.com/mrouterd/mrouterd/test/mcast"
+	"github.com/mrouterd/mrouterd/test/peers"
 )
 
 // routeShapes are node's routes as a restart must leave them: keys, interfaces,
@@ -51,7 +52,7 @@ func countThrough(t *testing.T, l *lab.Lab, group string, event func()) mcast.Re
 	// The stream runs on for two seconds after the event, so that an outage
 	// the event started shows as lost packets, not as an early end.
 	seen := sysCounter(t, l, "rcv", "eth1", "rx_packets")
-	lab.WaitFor(t, 60*time.Second, "the stream flowing after "+t.Name(), func() (bool, string) {
+	lab.WaitFor(t, 90*time.Second, "the stream flowing after "+t.Name(), func() (bool, string) {
 		n := sysCounter(t, l, "rcv", "eth1", "rx_packets") - seen
 		return n >= uint64(2*lab.Rate(1000)), fmt.Sprint(n)
 	})
@@ -92,6 +93,10 @@ func TestRestartLossless(t *testing.T) {
 			node, float64(took.Microseconds())/1000, rep.Unique, lostAfterFirst(rep), rep.Duplicates, rep.MaxGapMs)
 		if lostAfterFirst(rep) != 0 || rep.Duplicates != 0 {
 			t.Errorf("%s: restart in place: %+v; want nothing lost, nothing twice", node, rep.Stats)
+			log := l.DaemonLog(node)
+			if i := strings.LastIndex(log, "handing the multicast routing table over"); i >= 0 {
+				t.Logf("%s: mrouterd's log from the handover:\n%s", node, log[max(0, strings.LastIndex(log[:i], "\n")):])
+			}
 		}
 		if now, ok := l.DaemonPID(node); !ok || now != pid {
 			t.Errorf("%s: mrouterd pid %d before the restart, %d (running %t) after; want the same process", node, pid, now, ok)
@@ -122,4 +127,66 @@ func TestRestartLossless(t *testing.T) {
 			stop.name, rep.Unique, lostAfterFirst(rep), float64(lostAfterFirst(rep))/float64(lab.Rate(1000)), rep.MaxGapMs, rep.Duplicates)
 	}
 	checkDaemonsUp(t, l, "r1", "r2", "r3")
+}
+
+// TestRestartPeers measures, in TestRestartLossless's harness, what the reference
+// routers lose when the RP's daemon stops and starts: FRR and pimd on all three
+// routers, each with its default join/prune interval (60 s).
+func TestRestartPeers(t *testing.T) {
+	const group = "239.1.1.1"
+	for _, peer := range []struct {
+		name    string
+		require func(testing.TB)
+		start   func(l *lab.Lab, node string) (*peers.Process, error)
+	}{
+		{"FRR", peers.RequireFRR, func(l *lab.Lab, node string) (*peers.Process, error) {
+			ifaces := map[string][]string{"r1": {"eth1", "eth2"}, "r2": {"eth1", "eth2", "eth3"}, "r3": {"eth1", "eth2"}}[node]
+			cfg := strings.Replace(frrConfig(chainRP, ifaces, []string{"eth2"}), "ip pim join-prune-interval 10\n", "", 1)
+			return peers.StartFRR(l, node, cfg)
+		}},
+		{"pimd", peers.RequirePimd, func(l *lab.Lab, node string) (*peers.Process, error) {
+			cfg := "phyint eth1 enable\nphyint eth2 enable\n"
+			if node == "r2" {
+				cfg += "phyint eth3 enable\n"
+			}
+			return peers.StartPimd(l, node, cfg+"rp-address "+chainRP+" 239.0.0.0/8\n")
+		}},
+	} {
+		t.Run(peer.name, func(t *testing.T) {
+			peer.require(t)
+			l := chain(t, "")
+			procs := map[string]*peers.Process{}
+			for _, node := range []string{"r1", "r2", "r3"} {
+				p, err := peer.start(l, node)
+				if err != nil {
+					t.Fatal(err)
+				}
+				procs[node] = p
+			}
+			t.Cleanup(func() {
+				for _, p := range procs {
+					_ = p.Stop()
+				}
+			})
+			holdMembership(t, l, "rcv", group)
+			startSender(t, l, "src", streamArgs(group, 1000)...)
+			before := sysCounter(t, l, "rcv", "eth1", "rx_packets")
+			lab.WaitFor(t, 90*time.Second, "the stream reaching rcv through "+peer.name, func() (bool, string) {
+				n := sysCounter(t, l, "rcv", "eth1", "rx_packets") - before
+				return n >= uint64(5*lab.Rate(1000)), fmt.Sprint(n)
+			})
+			rep := countThrough(t, l, group, func() {
+				if err := procs["r2"].Stop(); err != nil {
+					t.Fatal(err)
+				}
+				p, err := peer.start(l, "r2")
+				if err != nil {
+					t.Fatal(err)
+				}
+				procs["r2"] = p
+			})
+			t.Logf("r2: %s stopped and started: rcv: %d packets, %d lost after the first (%.1f s of the stream), largest gap %.1f ms, %d duplicates",
+				peer.name, rep.Unique, lostAfterFirst(rep), float64(lostAfterFirst(rep))/float64(lab.Rate(1000)), rep.MaxGapMs, rep.Duplicates)
+		})
+	}
 }
