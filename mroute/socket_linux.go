@@ -76,6 +76,17 @@ func adopt(fd int, table uint32) (*Socket, error) {
 	return wrap(fd, table)
 }
 
+// Share runs fn with the socket's descriptor, which stays the Socket's: for handing
+// a copy to a file descriptor store (sendmsg with SCM_RIGHTS copies it).
+func (s *Socket) Share(fn func(fd int) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.fd < 0 {
+		return net.ErrClosed
+	}
+	return fn(s.fd)
+}
+
 // Detach hands the socket over to the program this process execs next, which
 // adopts it (Adopt): the descriptor it returns is left open across exec, and with
 // it the table. The Socket itself is closed for use, without MRT_DONE, and a

@@ -94,6 +94,8 @@ func (f *fakeMRT) Detach() (int, error) {
 	return 100, nil
 }
 
+func (f *fakeMRT) Share(fn func(fd int) error) error { return fn(100) }
+
 // adopt is the same table behind a new socket, as the next program sees it.
 func (f *fakeMRT) adopt() *fakeMRT {
 	return &fakeMRT{vifs: f.vifs, mfc: f.mfc, regIndex: f.regIndex,

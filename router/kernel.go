@@ -31,6 +31,8 @@ type mrtTable interface {
 	Dump() ([]mroute.KernelEntry, error)
 	// Detach leaves the table's socket open for the program execed next.
 	Detach() (int, error)
+	// Share runs fn with the socket's descriptor, to hand a copy to a store.
+	Share(fn func(fd int) error) error
 	Close() error
 }
 

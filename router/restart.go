@@ -134,15 +134,7 @@ func (r *Router) handOver() error {
 	if r.handoff != nil {
 		return errors.New("restart: already handing over")
 	}
-	h := &Handoff{Table: r.cfg.Router.Table, From: r.version}
-	for _, ifc := range r.sortedInterfaces() {
-		if ifc.hasVIF() && !ifc.register {
-			h.VIFs = append(h.VIFs, handedVIF{VIF: uint16(ifc.vif), IfIndex: ifc.index, Name: ifc.name})
-		}
-	}
-	if r.regVIF >= 0 {
-		h.VIFs = append(h.VIFs, handedVIF{VIF: uint16(r.regVIF), Name: r.registerName(), Register: true})
-	}
+	h := &Handoff{Table: r.cfg.Router.Table, From: r.version, VIFs: r.handedVIFs()}
 	fd, err := r.mrt.Detach()
 	if err != nil {
 		r.counters.inc("restarts_refused")
@@ -155,6 +147,40 @@ func (r *Router) handOver() error {
 	return nil
 }
 
+// handedVIFs are the VIFs a Handoff lists: those of interfaces, then the register VIF.
+func (r *Router) handedVIFs() []handedVIF {
+	var out []handedVIF
+	for _, ifc := range r.sortedInterfaces() {
+		if ifc.hasVIF() && !ifc.register {
+			out = append(out, handedVIF{VIF: uint16(ifc.vif), IfIndex: ifc.index, Name: ifc.name})
+		}
+	}
+	if r.regVIF >= 0 {
+		out = append(out, handedVIF{VIF: uint16(r.regVIF), Name: r.registerName(), Register: true})
+	}
+	return out
+}
+
+// publishHandoff hands Options.Handoffs the table's Handoff whenever its VIFs
+// change, so that a store holding the table's socket can give the next start all
+// it needs to adopt it, whenever that start comes.
+func (r *Router) publishHandoff() {
+	if r.handoffs == nil {
+		return
+	}
+	vifs := r.handedVIFs()
+	if r.published != nil && slices.Equal(vifs, *r.published) {
+		return
+	}
+	r.published = &vifs
+	r.handoffs(&Handoff{Table: r.cfg.Router.Table, From: r.version, VIFs: vifs})
+}
+
+// ShareTable runs fn with the descriptor of the table's socket, for a file
+// descriptor store to keep a copy of: while a copy is open, the kernel keeps the
+// table, and forwards, whatever becomes of this process.
+func (r *Router) ShareTable(fn func(fd int) error) error { return r.mrt.Share(fn) }
+
 // Handoff is what Run handed over when it returned ErrRestart.
 func (r *Router) Handoff() *Handoff { return r.handoff }
 
@@ -166,7 +192,7 @@ func (r *Router) release() {
 	if r.tap != nil {
 		r.tap.Close()
 	}
-	r.log.Info("mrouterd handed over; the next program takes the table")
+	r.log.Info("mrouterd stopped; the kernel keeps forwarding, and the next start takes the table")
 }
 
 // adoptVIFs takes the VIFs of the Handoff the router started with. It runs before

@@ -41,6 +41,12 @@ type Options struct {
 	// Replaced, when set, reports whether the program on disk is no longer the one
 	// running: a reload then restarts in place (ReloadOrRestart).
 	Replaced func() bool
+	// Handoffs, when set, is called on the loop with the table's Handoff (its
+	// descriptor left out) at start and whenever its VIFs change.
+	Handoffs func(*Handoff)
+	// KeepTable, when set, says whether to leave the table as it is when the router
+	// stops: a file descriptor store holds its socket for the next start (ShareTable).
+	KeepTable func() bool
 }
 
 // Router is the daemon's state and its loop.
@@ -103,6 +109,9 @@ type Router struct {
 	checkRestart func(ctx context.Context) (string, error)
 	replaced     func() bool
 	handoff      *Handoff
+	handoffs     func(*Handoff)
+	published    *[]handedVIF // the VIFs last handed to handoffs
+	keepTable    func() bool
 	// Adopting a table at start: the Handoff until the interfaces are synced, the
 	// VIFs not yet given to their links, and the adopted entries held until
 	// holdUntil (nil once the hold is over).
@@ -176,6 +185,7 @@ func New(opts Options) (*Router, error) {
 	r := newState(opts.Config, log)
 	r.load, r.applied, r.version, r.socket = opts.Load, opts.Applied, opts.Version, socket
 	r.checkRestart, r.replaced, r.adopting = opts.CheckRestart, opts.Replaced, opts.Adopt
+	r.handoffs, r.keepTable = opts.Handoffs, opts.KeepTable
 	r.mrt, r.igmp, r.pimIO, r.tap = kernelMRT{mrt}, igmpIO, pimIO, tap
 	return r, nil
 }
@@ -229,7 +239,7 @@ func (r *Router) Run(ctx context.Context, ready func()) (err error) {
 			err = r.recovered("router loop", p)
 		}
 		switch _, panicked := err.(*panicError); {
-		case errors.Is(err, ErrRestart):
+		case errors.Is(err, ErrRestart), err == nil && r.keepTable != nil && r.keepTable():
 			r.release()
 		case !panicked:
 			r.shutdown()
@@ -360,6 +370,7 @@ func (r *Router) settle() {
 	r.updateVIFs(r.now())
 	r.updateTap()
 	r.updateFabric(r.now())
+	r.publishHandoff()
 	r.reconcileChanges()
 	if len(r.arrivals) > 0 {
 		r.replayArrivals()

@@ -177,10 +177,19 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	// The table the program before this one handed over, in a restart in place.
+	// The table the program before this one handed over, in a restart in place, or
+	// the one systemd's file descriptor store kept across a stop or a crash.
+	sd := newNotifier()
+	store, stored, err := openFDStore(sd, log)
+	if err != nil {
+		return err
+	}
 	handoff, err := router.Inherit()
 	if err != nil {
 		return err
+	}
+	if handoff == nil {
+		handoff = stored
 	}
 	var checkRestart func(context.Context) (string, error)
 	var replaced func() bool
@@ -190,22 +199,26 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	sd := newNotifier()
 	for {
-		r, err := router.New(router.Options{
+		opts := router.Options{
 			Config: cfg, Socket: o.socket, Version: version, Logger: log, Load: o.loadConfig,
 			Applied: func(c *conf.Config) { o.keepLastGood(c, log) },
 			Adopt:   handoff, CheckRestart: checkRestart, Replaced: replaced,
-		})
+		}
+		if store != nil {
+			opts.Handoffs, opts.KeepTable = store.update, store.holds
+		}
+		r, err := router.New(opts)
 		if err != nil {
 			return err
 		}
-		err = serve(ctx, r, sd, watch, log, fallback, o.config)
+		err = serve(ctx, r, sd, store, watch, log, fallback, o.config)
 		if !errors.Is(err, router.ErrRestart) {
 			sd.notify("STOPPING=1")
 			return err
 		}
 		handoff = r.Handoff()
+		store.forget() // the next program stores the table anew
 		sd.notify(fmt.Sprintf("RELOADING=1\nSTATUS=restarting in place\nMONOTONIC_USEC=%d", monotonicMicros()))
 		err = reexec(handoff)
 		// The exec failed, and this program is still the one running: it takes the
@@ -219,7 +232,7 @@ func run(args []string) error {
 
 // serve runs the router until it stops or hands over, reloading it on SIGHUP (and
 // config changes, with --watch-config) and restarting it in place on SIGUSR2.
-func serve(ctx context.Context, r *router.Router, sd *notifier, watch *configWatch, log *slog.Logger, fallback bool, config string) error {
+func serve(ctx context.Context, r *router.Router, sd *notifier, store *fdStore, watch *configWatch, log *slog.Logger, fallback bool, config string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	hup := make(chan os.Signal, 1)
@@ -257,7 +270,12 @@ func serve(ctx context.Context, r *router.Router, sd *notifier, watch *configWat
 	if fallback {
 		status = "STATUS=forwarding with the last good config: " + config + " is bad"
 	}
-	return r.Run(ctx, func() { sd.notify("READY=1\n" + status) })
+	return r.Run(ctx, func() {
+		if store != nil {
+			store.keep(r)
+		}
+		sd.notify("READY=1\n" + status)
+	})
 }
 
 // restartCheck vets a restart in place before anything is handed over: the program
