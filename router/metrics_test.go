@@ -6,7 +6,9 @@ import (
 	"go/token"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,6 +72,42 @@ func TestMetricsLint(t *testing.T) {
 	reg.MustRegister(newRouterCollector(l.r))
 	if _, err := reg.Gather(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The README's tables name every metric /metrics serves, and they and the Grafana
+// dashboard name no other.
+func TestMetricsDocumented(t *testing.T) {
+	l, _, _, _ := threeLinks(t, withRP+staticSG)
+	l.r.reconcile("start") // VIFs, for their series
+	l.r.publishMetrics()
+	w := httptest.NewRecorder()
+	l.r.handler().ServeHTTP(w, httptest.NewRequest("GET", api.PathMetrics, nil))
+	served := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^# TYPE (mrouterd_\w+) `).FindAllStringSubmatch(w.Body.String(), -1) {
+		served[m[1]] = true
+	}
+	if len(served) == 0 {
+		t.Fatalf("no mrouterd metric served:\n%s", w.Body)
+	}
+	named := regexp.MustCompile(`\bmrouterd_[a-z0-9_]+`)
+	for _, doc := range []string{"../README.md", "../deploy/grafana/mrouterd.json"} {
+		text, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range named.FindAllString(string(text), -1) {
+			if !served[name] && name != "mrouterd_events_total" { // the old catch-all, which the README maps
+				t.Errorf("%s names %s, which /metrics does not serve", doc, name)
+			}
+		}
+		if doc == "../README.md" {
+			for name := range served {
+				if !strings.Contains(string(text), "`"+name+"`") {
+					t.Errorf("%s does not name %s", doc, name)
+				}
+			}
+		}
 	}
 }
 

@@ -19,6 +19,12 @@ func RequirePimd(t testing.TB) {
 	require(t, CheckPimd())
 }
 
+// RequirePromtool is RequireFRR for Prometheus's promtool.
+func RequirePromtool(t testing.TB) {
+	t.Helper()
+	require(t, CheckPromtool())
+}
+
 func require(t testing.TB, err error) {
 	t.Helper()
 	if err == nil {
