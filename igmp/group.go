@@ -144,6 +144,9 @@ func (q *Querier) Groups() []GroupState {
 	return groups
 }
 
+// GroupCount is how many groups have members, without building their states.
+func (q *Querier) GroupCount() int { return len(q.index) }
+
 // Group returns one group's state.
 func (q *Querier) Group(group netip.Addr) (GroupState, bool) {
 	group = group.Unmap()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"reflect"
 	"runtime/debug"
@@ -92,8 +93,10 @@ type Router struct {
 	installed map[sgKey]desiredEntry
 
 	in inbox
-	// metrics is what /metrics serves, published by the loop.
-	metrics atomic.Pointer[metricsSnapshot]
+	// metrics is what /metrics serves, published by the loop; metricsHandler
+	// serves it.
+	metrics        atomic.Pointer[metricsSnapshot]
+	metricsHandler http.Handler
 	// configGen numbers the configs applied, the one started with being 1; the loop
 	// owns it. appliedGen is the last number handed to applied, under appliedMu.
 	configGen  uint64
@@ -224,6 +227,7 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		},
 	}
 	r.started = r.now()
+	r.metricsHandler = newMetricsHandler(r)
 	r.rib = mrib.New(r.ribConfig(), ribEnv{r}, r.treeConfig(), log)
 	r.rib.SetStatic(r.started, cfg.Static)
 	return r

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mrouterd/mrouterd/router/api"
 	"github.com/mrouterd/mrouterd/test/lab"
+	"github.com/mrouterd/mrouterd/test/peers"
 )
 
 func igmpGroups(t *testing.T, l *lab.Lab, node string) []api.IGMPGroup {
@@ -226,5 +227,22 @@ func TestMalformedIGMPCounted(t *testing.T) {
 	send(t, l, "src", sendArgs("239.1.1.7", 100)...)
 	if rep := r.report(t, 3*time.Second); rep.Unique < 95 {
 		t.Errorf("after malformed input, a join got %d of 100", rep.Unique)
+	}
+
+	// /metrics shows each reason, and passes Prometheus's own linter.
+	metrics, err := l.APIGet("r1", "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, reason := range sent {
+		series := fmt.Sprintf("mrouterd_igmp_malformed_total{reason=%q} ", reason)
+		lines := strings.Split(string(metrics), "\n")
+		if i := slices.IndexFunc(lines, func(line string) bool { return strings.HasPrefix(line, series) }); i < 0 || lines[i] == series+"0" {
+			t.Errorf("/metrics lacks %s above 0", series)
+		}
+	}
+	peers.RequirePromtool(t) // last: without it, the rest has run
+	if problems, err := peers.PromtoolCheckMetrics(metrics); err != nil {
+		t.Errorf("%v:\n%s", err, problems)
 	}
 }

@@ -62,8 +62,8 @@ func TestPIMDRElection(t *testing.T) {
 		return got == "[10.0.5.2 10.0.5.3] [10.0.5.1 10.0.5.3] [10.0.5.1 10.0.5.2]", got
 	})
 	waitDR(t, l, all, "10.0.5.1") // highest priority
-	if body, err := l.APIGet("r1", "/metrics"); err != nil || !strings.Contains(string(body), "\nmrouterd_pim_neighbors 2\n") {
-		t.Errorf("r1's /metrics lacks mrouterd_pim_neighbors 2 (err %v)", err)
+	if body, err := l.APIGet("r1", "/metrics"); err != nil || !strings.Contains(string(body), "\nmrouterd_pim_neighbors{interface=\"eth1\"} 2\n") {
+		t.Errorf("r1's /metrics lacks mrouterd_pim_neighbors{interface=\"eth1\"} 2 (err %v)", err)
 	}
 
 	writeFile(t, configPath(t, l, "r1"), pimConfig(1))

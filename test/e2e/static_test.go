@@ -69,7 +69,7 @@ func TestStaticSGToTwoInterfaces(t *testing.T) {
 		t.Fatalf("route after 300 packets: %+v (found %v)", first, ok)
 	}
 	metrics := mustExec(t, l, "r1", "mroutectl", "show", "metrics")
-	for _, want := range []string{`mrouterd_vif_packets_total{interface="eth2",direction="out"} 3`, "mrouterd_routes 1"} {
+	for _, want := range []string{`mrouterd_vif_packets_total{direction="out",interface="eth2"} 3`, "mrouterd_routes 1"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q:\n%s", want, metrics)
 		}

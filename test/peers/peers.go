@@ -1,6 +1,7 @@
 // Package peers runs the reference multicast routers on lab nodes: FRR's pimd (with
 // the zebra it needs) and troglobit's pimd, so that benchmarks and interop tests can
-// put them next to mrouterd or in its place. test/peers/install.sh installs both.
+// put them next to mrouterd or in its place; and Prometheus's promtool, which judges
+// what mrouterd serves on /metrics. test/peers/install.sh installs them.
 //
 // Every instance keeps its configuration, sockets, pid files and logs in a directory
 // of its node inside the lab's state directory, so several instances run side by side
@@ -8,6 +9,7 @@
 package peers
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -25,12 +27,15 @@ import (
 
 // Where the peers are installed.
 const (
-	FRRDir    = "/usr/lib/frr"                      // zebra, pimd: Debian package frr
-	VtyshPath = "/usr/bin/vtysh"                    // FRR's shell
-	PimdDir   = "/opt/mrouterd-peers/pimd"          // troglobit's pimd, unpacked by install.sh
-	PimdPath  = PimdDir + "/usr/sbin/pimd"          // its daemon
-	frrUser   = "frr"                               // FRR daemons drop to this user
-	installed = "run test/peers/install.sh as root" // the fix for a missing peer
+	FRRDir    = "/usr/lib/frr"             // zebra, pimd: Debian package frr
+	VtyshPath = "/usr/bin/vtysh"           // FRR's shell
+	PimdDir   = "/opt/mrouterd-peers/pimd" // troglobit's pimd, unpacked by install.sh
+	PimdPath  = PimdDir + "/usr/sbin/pimd" // its daemon
+	// Prometheus's Debian package, unpacked by install.sh for its promtool.
+	PrometheusDir = "/opt/mrouterd-peers/prometheus"
+	PromtoolPath  = PrometheusDir + "/usr/bin/promtool"
+	frrUser       = "frr"                               // FRR daemons drop to this user
+	installed     = "run test/peers/install.sh as root" // the fix for a missing peer
 )
 
 // Deadlines and poll interval for starting and stopping.
@@ -59,6 +64,26 @@ func CheckPimd() error {
 		return fmt.Errorf("pimd is not installed (no %s): %s", PimdPath, installed)
 	}
 	return nil
+}
+
+// CheckPromtool reports whether promtool is unpacked, with the way to do it if not.
+func CheckPromtool() error {
+	if _, err := os.Stat(PromtoolPath); err != nil {
+		return fmt.Errorf("promtool is not installed (no %s): %s", PromtoolPath, installed)
+	}
+	return nil
+}
+
+// PromtoolCheckMetrics runs `promtool check metrics` on a Prometheus exposition and
+// returns the problems it finds, with an error when it found any or could not run.
+func PromtoolCheckMetrics(exposition []byte) (string, error) {
+	cmd := exec.Command(PromtoolPath, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(exposition)
+	out, err := cmd.CombinedOutput()
+	if err == nil && len(bytes.TrimSpace(out)) > 0 {
+		err = errors.New("promtool check metrics found problems")
+	}
+	return string(out), err
 }
 
 // Process is a peer router running on a lab node: one or more daemons.

@@ -18,3 +18,9 @@ func RequirePimd(t testing.TB) {
 	t.Helper()
 	lab.Require(t, CheckPimd())
 }
+
+// RequirePromtool is RequireFRR for Prometheus's promtool.
+func RequirePromtool(t testing.TB) {
+	t.Helper()
+	lab.Require(t, CheckPromtool())
+}
