@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -172,11 +171,11 @@ func (n *notifier) sendFDs(state string, fds ...int) error {
 	if n.addr == nil {
 		return errors.New("no $NOTIFY_SOCKET")
 	}
-	c, err := net.DialUnix("unixgram", nil, n.addr)
+	// net refuses ancillary data on a connected datagram socket: an unconnected one.
+	s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	_, _, err = c.WriteMsgUnix([]byte(state), unix.UnixRights(fds...), nil)
-	return err
+	defer unix.Close(s)
+	return unix.Sendmsg(s, []byte(state), unix.UnixRights(fds...), &unix.SockaddrUnix{Name: n.addr.Name}, 0)
 }
