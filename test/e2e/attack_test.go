@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,40 +29,97 @@ const (
 	attackGroup  = "239.1.1.9"
 )
 
-// forge runs one subcommand of testdata/attack.py on node and returns what it says
-// it sent.
-func forge(t *testing.T, l *lab.Lab, node string, args ...string) map[string]int {
+var attackRouters = []string{"r1", "r2", "r3"}
+
+// attacker is testdata/attack.py serving commands on a node: scapy, slow to load
+// in a VM, is loaded once.
+type attacker struct {
+	node string
+	in   io.Writer
+	out  *bufio.Scanner
+}
+
+// startAttacker starts attack.py on node.
+func startAttacker(t *testing.T, l *lab.Lab, node string) *attacker {
 	t.Helper()
 	script, err := filepath.Abs("testdata/attack.py")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := l.Exec(node, append([]string{"/usr/bin/python3", script}, args...)...)
+	cmd := l.Command(node, "/usr/bin/python3", script, "serve")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
 	if err != nil {
-		t.Fatalf("%s: attack.py %s: %v\n%s", node, strings.Join(args, " "), err, out)
+		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	sent := map[string]int{}
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sent); err != nil {
-		t.Fatalf("attack.py %s: %v in %q", strings.Join(args, " "), err, out)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("%s forged: %v", node, sent)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = in.Close(); _ = cmd.Wait() })
+	return &attacker{node: node, in: in, out: bufio.NewScanner(out)}
+}
+
+// waitReady waits until the attacker has loaded scapy.
+func (a *attacker) waitReady(t *testing.T) {
+	t.Helper()
+	a.answer(t, "serve")
+}
+
+// forge has the attacker send what one command of attack.py says, and returns what
+// it sent.
+func (a *attacker) forge(t *testing.T, args ...string) map[string]int {
+	t.Helper()
+	if _, err := fmt.Fprintln(a.in, strings.Join(args, " ")); err != nil {
+		t.Fatalf("%s: attack.py: %v", a.node, err)
+	}
+	sent := a.answer(t, strings.Join(args, " "))
+	t.Logf("%s forged %s: %v", a.node, args[0], sent)
 	return sent
 }
 
-func counters(t *testing.T, l *lab.Lab, node string) map[string]uint64 {
+func (a *attacker) answer(t *testing.T, what string) map[string]int {
+	t.Helper()
+	if !a.out.Scan() {
+		t.Fatalf("%s: attack.py %s: no answer (%v)", a.node, what, a.out.Err())
+	}
+	reply := map[string]int{}
+	if err := json.Unmarshal(a.out.Bytes(), &reply); err != nil {
+		t.Fatalf("%s: attack.py %s: %v in %q", a.node, what, err, a.out.Text())
+	}
+	return reply
+}
+
+// apiGet decodes what node's control API serves at path: what `mroutectl --json`
+// prints, without starting a process, which takes long in a VM.
+func apiGet(t *testing.T, l *lab.Lab, node, path string, out any) {
+	t.Helper()
+	body, err := l.APIGet(node, path)
+	if err != nil {
+		t.Fatalf("%s: %v", node, err)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		t.Fatalf("%s: GET %s: %v in %q", node, path, err, body)
+	}
+}
+
+func apiCounters(t *testing.T, l *lab.Lab, node string) map[string]uint64 {
+	t.Helper()
 	var st api.Status
-	ctl(t, l, node, &st, "show", "status")
+	apiGet(t, l, node, api.PathStatus, &st)
 	return st.Counters
 }
 
 // waitCountersRise polls until each named counter of node has risen by at least as
 // much as want says from its value in before, and logs how far each did.
-func waitCountersRise(t *testing.T, l *lab.Lab, node string, before map[string]uint64, want map[string]uint64) {
+func waitCountersRise(t *testing.T, l *lab.Lab, node string, before, want map[string]uint64) {
 	t.Helper()
 	var now map[string]uint64
 	lab.WaitFor(t, 5*time.Second, fmt.Sprintf("%s: counters up by %v", node, want), func() (bool, string) {
-		now = counters(t, l, node)
+		now = apiCounters(t, l, node)
 		for name, n := range want {
 			if now[name]-before[name] < n {
 				return false, fmt.Sprintf("%s up by %d", name, now[name]-before[name])
@@ -84,12 +144,12 @@ func routerState(t *testing.T, l *lab.Lab, node string) []string {
 	t.Helper()
 	var lines []string
 	var ns api.PIMNeighbors
-	ctl(t, l, node, &ns, "show", "pim", "neighbors")
+	apiGet(t, l, node, api.PathPIMNeighbors, &ns)
 	for _, n := range ns.Neighbors {
 		lines = append(lines, fmt.Sprintf("neighbor %s %s priority %d genid %d dr %v", n.Interface, n.Address, n.DRPriority, n.GenerationID, n.DR))
 	}
 	var js api.PIMJoins
-	ctl(t, l, node, &js, "show", "pim", "joins")
+	apiGet(t, l, node, api.PathPIMJoins, &js)
 	for _, j := range js.Joins {
 		var down, asserts []string
 		for _, d := range j.Downstream {
@@ -101,13 +161,15 @@ func routerState(t *testing.T, l *lab.Lab, node string) []string {
 		lines = append(lines, fmt.Sprintf("join (%s,%s) upstream %s %s joined %v keepalive %v spt %v registering %v downstream %v local %v asserts %v",
 			j.Source, j.Group, j.Upstream, j.UpstreamNeighbor, j.Joined, j.Keepalive, j.SPT, j.Register == "join", down, j.Local, asserts))
 	}
-	for _, r := range routes(t, l, node) {
+	var rs api.Routes
+	apiGet(t, l, node, api.PathRoutes, &rs)
+	for _, r := range rs.Routes {
 		oifs := slices.Clone(r.OIFs)
 		slices.Sort(oifs)
 		lines = append(lines, fmt.Sprintf("route (%s,%s) %s iif %s oifs %v flags %v", r.Source, r.Group, r.Protocol, r.IIF, oifs, r.Flags))
 	}
 	var ifs api.Interfaces
-	ctl(t, l, node, &ifs, "show", "interfaces")
+	apiGet(t, l, node, api.PathInterfaces, &ifs)
 	for _, i := range ifs.Interfaces {
 		line := fmt.Sprintf("interface %s vif %d %s %s", i.Name, i.VIF, i.State, i.VIFReason)
 		if s := i.PIMState; s != nil {
@@ -118,7 +180,9 @@ func routerState(t *testing.T, l *lab.Lab, node string) []string {
 		}
 		lines = append(lines, line)
 	}
-	for _, g := range igmpGroups(t, l, node) {
+	var gs api.IGMPGroups
+	apiGet(t, l, node, api.PathIGMPGroups, &gs)
+	for _, g := range gs.Groups {
 		lines = append(lines, fmt.Sprintf("member %s %s %s %v v%d from %s", g.Interface, g.Group, g.Mode, g.Sources, g.Version, g.Reporter))
 	}
 	return lines
@@ -147,7 +211,26 @@ func stateDiff(before, after []string) string {
 	return b.String()
 }
 
-var attackRouters = []string{"r1", "r2", "r3"}
+// forwarded is how many packets of the attack's stream r3's kernel forwarded to rcv.
+func forwarded(t *testing.T, l *lab.Lab) uint64 {
+	t.Helper()
+	var m api.MFC
+	apiGet(t, l, "r3", api.PathMFC, &m)
+	e, ok := findMFC(m.MFC, chainSource, attackGroup)
+	if !ok || !slices.Contains(e.OIFs, "eth2") {
+		t.Fatalf("r3 no longer forwards (%s,%s) to rcv:%s", chainSource, attackGroup, formatMFC(m.MFC))
+	}
+	return e.Packets
+}
+
+// waitForwarded polls until r3 has forwarded n more packets of the stream than from.
+func waitForwarded(t *testing.T, l *lab.Lab, from, n uint64) {
+	t.Helper()
+	lab.WaitFor(t, 3*time.Second, fmt.Sprintf("r3 forwarding %d more packets of the stream", n), func() (bool, string) {
+		now := forwarded(t, l)
+		return now >= from+n, fmt.Sprintf("%d so far", now-from)
+	})
+}
 
 // underAttack runs attack against the established stream: a fresh receiver on rcv
 // counts the stream from before the attack until a second of it after, and each
@@ -159,14 +242,13 @@ func underAttack(t *testing.T, l *lab.Lab, attack func()) {
 	for _, node := range attackRouters {
 		before[node] = routerState(t, l, node)
 	}
+	rcvbufErrors := udpCounter(t, l, "rcv", "RcvbufErrors")
 	r := startReceiver(t, l, "rcv", recvArgs(attackGroup)...)
-	rx := rxPackets(t, l, "rcv", "eth1")
-	waitRxRise(t, l, 2*time.Second, "rcv", "eth1", rx, uint64(lab.Rate(1000)/10))
+	waitForwarded(t, l, forwarded(t, l), uint64(lab.Rate(1000)/10))
 
 	attack()
 	handled := time.Now()
-	rx = rxPackets(t, l, "rcv", "eth1")
-	waitRxRise(t, l, 3*time.Second, "rcv", "eth1", rx, uint64(lab.Rate(1000)))
+	waitForwarded(t, l, forwarded(t, l), uint64(lab.Rate(1000)))
 
 	for _, node := range attackRouters {
 		if diff := stateDiff(before[node], routerState(t, l, node)); diff != "" {
@@ -176,8 +258,9 @@ func underAttack(t *testing.T, l *lab.Lab, attack func()) {
 	rep := r.report(t, 0)
 	lost := lostAfterFirst(rep)
 	last := rep.Joined.Add(time.Duration(rep.LastPacketMs * float64(time.Millisecond)))
-	t.Logf("stream through the attack: %d packets (seq %d to %d), %d lost, %d duplicates, largest gap %.1f ms, last %v after the attack was handled",
-		rep.Unique, rep.FirstSeq, rep.LastSeq, lost, rep.Duplicates, rep.MaxGapMs, last.Sub(handled).Round(time.Millisecond))
+	t.Logf("stream through the attack: %d packets (seq %d to %d), %d lost, %d duplicates, largest gap %.1f ms, last %v after the attack was handled; %d datagrams dropped by rcv's socket buffers",
+		rep.Unique, rep.FirstSeq, rep.LastSeq, lost, rep.Duplicates, rep.MaxGapMs, last.Sub(handled).Round(time.Millisecond),
+		udpCounter(t, l, "rcv", "RcvbufErrors")-rcvbufErrors)
 	if rep.Unique == 0 || lost != 0 || rep.Duplicates != 0 || !last.After(handled) {
 		t.Errorf("stream through the attack: %+v; want every packet once, from before the attack until after it", rep.Stats)
 	}
@@ -198,19 +281,36 @@ func underAttack(t *testing.T, l *lab.Lab, attack func()) {
 //     QRV 7 and QQIC 0xff.
 func TestAttackForgedControl(t *testing.T) {
 	l := sourceChain(t, nil)
+	rcv, src := startAttacker(t, l, "rcv"), startAttacker(t, l, "src")
 	holdMembership(t, l, "rcv", attackGroup)
 	startSender(t, l, "src", streamArgs(attackGroup, 1000)...)
 	for _, node := range []string{"r3", "r2", "r1"} {
 		waitPIMRoute(t, l, 5*time.Second, node, chainSource, attackGroup, pimRoute{"eth1", []string{"eth2"}, "SPT"})
 	}
 	waitNotRegistering(t, l, 5*time.Second, "r1", chainSource, attackGroup)
+	// The lower address of each link between routers becomes its querier once the
+	// other hears its second startup query (a quarter of the 125 s query interval).
+	lab.WaitFor(t, 40*time.Second, "one IGMP querier on each link between routers", func() (bool, string) {
+		for _, node := range []string{"r2", "r3"} {
+			var ifs api.Interfaces
+			apiGet(t, l, node, api.PathInterfaces, &ifs)
+			for _, i := range ifs.Interfaces {
+				if i.Name == "eth1" && (i.IGMPState == nil || i.IGMPState.Querier) {
+					return false, fmt.Sprintf("%s's eth1: %+v", node, i.IGMPState)
+				}
+			}
+		}
+		return true, ""
+	})
+	rcv.waitReady(t)
+	src.waitReady(t)
 	whole := startReceiver(t, l, "rcv", recvArgs(attackGroup)...)
 	started := time.Now()
 
 	t.Run("Hellos", func(t *testing.T) {
 		underAttack(t, l, func() {
-			before := counters(t, l, "r3")
-			sent := forge(t, l, "rcv", "hellos", "eth1", attackerAddr, attackedAddr, "10.99.0.1")
+			before := apiCounters(t, l, "r3")
+			sent := rcv.forge(t, "hellos", "eth1", attackerAddr, attackedAddr, "10.99.0.1")
 			want := map[string]uint64{}
 			for reason, n := range sent {
 				want["pim_refused_"+reason] = uint64(n)
@@ -224,10 +324,10 @@ func TestAttackForgedControl(t *testing.T) {
 
 	t.Run("JoinFlood", func(t *testing.T) {
 		underAttack(t, l, func() {
-			before := counters(t, l, "r3")
-			sent := forge(t, l, "rcv", "joins", "eth1", attackerAddr, attackedAddr, "8000")
+			before := apiCounters(t, l, "r3")
+			sent := rcv.forge(t, "joins", "eth1", attackerAddr, attackedAddr, "8000")
 			waitCountersRise(t, l, "r3", before, map[string]uint64{"pim_refused_not_neighbor": uint64(sent["packets"])})
-			if n := counters(t, l, "r3")["pim_joinprunes_received"] - before["pim_joinprunes_received"]; n != 0 {
+			if n := apiCounters(t, l, "r3")["pim_joinprunes_received"] - before["pim_joinprunes_received"]; n != 0 {
 				t.Errorf("r3 took %d Join/Prunes from a host that is no neighbour", n)
 			}
 		})
@@ -235,10 +335,10 @@ func TestAttackForgedControl(t *testing.T) {
 
 	t.Run("Assert", func(t *testing.T) {
 		underAttack(t, l, func() {
-			before := counters(t, l, "r3")
-			sent := forge(t, l, "rcv", "assert", "eth1", attackerAddr, chainSource, attackGroup, "3")
+			before := apiCounters(t, l, "r3")
+			sent := rcv.forge(t, "assert", "eth1", attackerAddr, chainSource, attackGroup, "3")
 			waitCountersRise(t, l, "r3", before, map[string]uint64{"pim_refused_not_neighbor": uint64(sent["asserts"])})
-			if n := counters(t, l, "r3")["asserts_received"] - before["asserts_received"]; n != 0 {
+			if n := apiCounters(t, l, "r3")["asserts_received"] - before["asserts_received"]; n != 0 {
 				t.Errorf("r3 took %d Asserts from a host that is no neighbour", n)
 			}
 		})
@@ -247,20 +347,20 @@ func TestAttackForgedControl(t *testing.T) {
 
 	t.Run("RegisterStop", func(t *testing.T) {
 		underAttack(t, l, func() {
-			r1, r2 := counters(t, l, "r1"), counters(t, l, "r2")
-			// Routed from rcv to r1's address toward the RP, with rcv's own
+			r1, r2 := apiCounters(t, l, "r1"), apiCounters(t, l, "r2")
+			// Routed from rcv to r1's address toward the RP, from rcv's own
 			// address: the kernel delivers it, the daemon must refuse it.
-			forge(t, l, "rcv", "register-stop", attackerAddr, "10.0.12.1", chainSource, attackGroup)
+			rcv.forge(t, "register-stop", attackerAddr, "10.0.12.1", chainSource, attackGroup)
 			// From 0.0.0.0 next to r1: the kernel drops a unicast packet from it
-			// (a martian) before any socket; if one got through it would be
+			// (a martian) before any socket; one that got through would be
 			// refused the same way.
-			forge(t, l, "src", "register-stop", "0.0.0.0", "10.0.1.1", chainSource, attackGroup)
+			src.forge(t, "register-stop", "0.0.0.0", "10.0.1.1", chainSource, attackGroup)
 			waitCountersRise(t, l, "r1", r1, map[string]uint64{"pim_refused_not_rp": 1})
 			// r1 probes the RP now and then and is told to stop again: every
 			// Register-Stop it takes must be one r2 sent.
 			lab.WaitFor(t, 2*time.Second, "r1 took only the Register-Stops r2 sent", func() (bool, string) {
-				took := counters(t, l, "r1")["register_stops_received"] - r1["register_stops_received"]
-				sent := counters(t, l, "r2")["register_stops_sent"] - r2["register_stops_sent"]
+				took := apiCounters(t, l, "r1")["register_stops_received"] - r1["register_stops_received"]
+				sent := apiCounters(t, l, "r2")["register_stops_sent"] - r2["register_stops_sent"]
 				return took == sent, fmt.Sprintf("r1 took %d, r2 sent %d", took, sent)
 			})
 		})
@@ -269,8 +369,8 @@ func TestAttackForgedControl(t *testing.T) {
 
 	t.Run("IGMPQuery", func(t *testing.T) {
 		underAttack(t, l, func() {
-			before := counters(t, l, "r3")
-			sent := forge(t, l, "rcv", "query", "eth1", "1.0.0.1", "3")
+			before := apiCounters(t, l, "r3")
+			sent := rcv.forge(t, "query", "eth1", "1.0.0.1", "3")
 			waitCountersRise(t, l, "r3", before, map[string]uint64{"igmp_refused_off-subnet": uint64(sent["queries"])})
 		})
 		s := vifStats(t, l, "r3", "eth2").IGMPState

