@@ -21,8 +21,8 @@ import (
 // each one, count it, create no state from it, and go on forwarding an established
 // stream without losing a packet.
 
-// The attacker is rcv, on r3's eth2 (the stream's last hop), and for what must come
-// from next to r1 (the first hop), src.
+// The attacker is rcv, on r3's eth2 (the stream's last hop), and for the
+// Register-Stops to r1 (the first hop), src, on r1's eth1.
 const (
 	attackerAddr = "10.0.3.2" // rcv
 	attackedAddr = "10.0.3.1" // r3's eth2
@@ -348,11 +348,12 @@ func TestAttackForgedControl(t *testing.T) {
 	t.Run("RegisterStop", func(t *testing.T) {
 		underAttack(t, l, func() {
 			r1, r2 := apiCounters(t, l, "r1"), apiCounters(t, l, "r2")
-			// Routed from rcv to r1's address toward the RP, from rcv's own
-			// address: the kernel delivers it, the daemon must refuse it.
-			rcv.forge(t, "register-stop", attackerAddr, "10.0.12.1", chainSource, attackGroup)
-			// From 0.0.0.0 next to r1: the kernel drops a unicast packet from it
-			// (a martian) before any socket; one that got through would be
+			// From src's own address to the address r1 registers from: the
+			// kernel delivers it, the daemon must refuse it. (The lab's routers
+			// forward no unicast, so it comes from r1's link.)
+			src.forge(t, "register-stop", chainSource, "10.0.12.1", chainSource, attackGroup)
+			// From 0.0.0.0: the kernel drops a unicast packet from it (a
+			// martian) before any socket; one that got through would be
 			// refused the same way.
 			src.forge(t, "register-stop", "0.0.0.0", "10.0.1.1", chainSource, attackGroup)
 			waitCountersRise(t, l, "r1", r1, map[string]uint64{"pim_refused_not_rp": 1})
