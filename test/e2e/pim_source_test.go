@@ -91,13 +91,13 @@ func sourceChain(t *testing.T, configs map[string]string) *lab.Lab {
 // dropped meanwhile for a bad checksum.
 func joinThenBurst(t *testing.T, l *lab.Lab, group string, count int, joined func()) (rep mcast.Report, csumErrors uint64) {
 	t.Helper()
-	before := udpInCsumErrors(t, l, "rcv")
+	before := udpCounter(t, l, "rcv", "InCsumErrors")
 	holdMembership(t, l, "rcv", group)
 	r := startReceiver(t, l, "rcv", recvArgs(group, "-count", fmt.Sprint(count))...)
 	joined()
 	send(t, l, "src", burstArgs(group, 1000, count)...)
 	rep = r.report(t, 3*time.Second)
-	return rep, udpInCsumErrors(t, l, "rcv") - before
+	return rep, udpCounter(t, l, "rcv", "InCsumErrors") - before
 }
 
 // rpJoined waits until the RP (r2) forwards group toward r3.
@@ -122,8 +122,9 @@ func waitNotRegistering(t *testing.T, l *lab.Lab, within time.Duration, node, so
 	})
 }
 
-// udpInCsumErrors reads the UDP datagrams node's kernel dropped for a bad checksum.
-func udpInCsumErrors(t *testing.T, l *lab.Lab, node string) uint64 {
+// udpCounter reads one of node's kernel UDP counters (/proc/net/snmp), e.g.
+// InCsumErrors: the datagrams dropped for a bad checksum.
+func udpCounter(t *testing.T, l *lab.Lab, node, name string) uint64 {
 	t.Helper()
 	var names []string
 	for _, line := range strings.Split(mustExec(t, l, node, "cat", "/proc/net/snmp"), "\n") {
@@ -135,7 +136,7 @@ func udpInCsumErrors(t *testing.T, l *lab.Lab, node string) uint64 {
 			names = fields
 			continue
 		}
-		if i := slices.Index(names, "InCsumErrors"); i > 0 && i < len(fields) {
+		if i := slices.Index(names, name); i > 0 && i < len(fields) {
 			n, err := strconv.ParseUint(fields[i], 10, 64)
 			if err != nil {
 				t.Fatalf("%s: /proc/net/snmp: %v", node, err)
@@ -143,7 +144,7 @@ func udpInCsumErrors(t *testing.T, l *lab.Lab, node string) uint64 {
 			return n
 		}
 	}
-	t.Fatalf("%s: no Udp InCsumErrors in /proc/net/snmp", node)
+	t.Fatalf("%s: no Udp %s in /proc/net/snmp", node, name)
 	return 0
 }
 
