@@ -97,6 +97,21 @@ func addVIFs(t *testing.T, s *mroute.Socket, l links) bool {
 	return true
 }
 
+// openWithVIFs opens table 0 with addVIFs' VIFs.
+func openWithVIFs(t *testing.T, l links) (*mroute.Socket, bool) {
+	t.Helper()
+	s, err := mroute.Open(0)
+	if err != nil {
+		t.Errorf("Open(0): %v", err)
+		return nil, false
+	}
+	if !addVIFs(t, s, l) {
+		s.Close()
+		return nil, false
+	}
+	return s, true
+}
+
 // injector sends hand-built IPv4 packets out of one interface, so their source
 // can be a host that is not local (a local source would be a martian on the
 // receiving end).
@@ -191,19 +206,15 @@ func TestSocketMFCLifecycle(t *testing.T) {
 		if !ok {
 			return
 		}
-		s, err := mroute.Open(0)
-		if err != nil {
-			t.Errorf("Open(0): %v", err)
+		s, ok := openWithVIFs(t, l)
+		if !ok {
 			return
 		}
 		defer s.Close()
 		if s.Table() != 0 || s.IPConn() == nil {
 			t.Errorf("Table() = %d, IPConn() = %v", s.Table(), s.IPConn())
 		}
-		if !addVIFs(t, s, l) {
-			return
-		}
-		err = s.AddVIF(mroute.VIF{Index: 1, IfIndex: l.sink})
+		err := s.AddVIF(mroute.VIF{Index: 1, IfIndex: l.sink})
 		if err == nil || !strings.Contains(err.Error(), "vif 1 (ifindex ") {
 			t.Errorf("AddVIF on a used slot = %v, want an error naming vif and ifindex", err)
 		}
@@ -409,15 +420,11 @@ func TestUpcallsAndIGMP(t *testing.T) {
 		if !ok {
 			return
 		}
-		s, err := mroute.Open(0)
-		if err != nil {
-			t.Errorf("Open(0): %v", err)
+		s, ok := openWithVIFs(t, l)
+		if !ok {
 			return
 		}
 		defer s.Close()
-		if !addVIFs(t, s, l) {
-			return
-		}
 		down, err := net.InterfaceByIndex(l.down)
 		if err == nil {
 			err = ipv4.NewPacketConn(s.IPConn()).JoinGroup(down, &net.IPAddr{IP: net.IPv4(224, 0, 0, 22)})
@@ -522,14 +529,11 @@ func TestAdopt(t *testing.T) {
 		if !ok {
 			return
 		}
-		s, err := mroute.Open(0)
-		if err != nil {
-			t.Errorf("Open(0): %v", err)
+		s, ok := openWithVIFs(t, l)
+		if !ok {
 			return
 		}
-		if !addVIFs(t, s, l) {
-			return
-		}
+		defer s.Close() // nothing once detached
 		first := mroute.MFC{Source: mustAddr("10.9.0.2"), Group: mustAddr("239.1.1.1"), IIF: 1, OIFs: []uint16{2}}
 		if err := s.AddMFC(first); err != nil {
 			t.Errorf("AddMFC: %v", err)

@@ -167,22 +167,19 @@ func (r *Router) handler() http.Handler {
 	view(api.PathPIMJoins, sg, func(q query) (any, error) { return r.joinsView(r.now(), q), nil })
 	view(api.PathFabric, takes(), func(query) (any, error) { return r.fabricView(), nil })
 	view(api.PathRPF, needs(api.ParamAddress), func(q query) (any, error) { return r.rpfView(q.address), nil })
-	mux.HandleFunc("POST "+api.PathReload, func(w http.ResponseWriter, req *http.Request) {
-		reload, err := r.ReloadOrRestart(req.Context())
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, reload)
-	})
-	mux.HandleFunc("POST "+api.PathRestart, func(w http.ResponseWriter, req *http.Request) {
-		restart, err := r.Restart(req.Context())
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, restart)
-	})
+	// An action refused is a 400 that says why.
+	action := func(path string, act func(context.Context) (any, error)) {
+		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, req *http.Request) {
+			reply, err := act(req.Context())
+			if err != nil {
+				writeError(w, http.StatusBadRequest, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, reply)
+		})
+	}
+	action(api.PathReload, func(ctx context.Context) (any, error) { return r.ReloadOrRestart(ctx) })
+	action(api.PathRestart, func(ctx context.Context) (any, error) { return r.Restart(ctx) })
 	mux.HandleFunc("GET "+api.PathMetrics, r.serveMetrics)
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		r.countOutsideLoop(req.Context(), "control_bad_requests")

@@ -34,6 +34,36 @@ func (l *lab) runLoop() {
 	})
 }
 
+// startRun runs the router as the daemon does, until it returns; ready is closed
+// once it serves.
+func (l *lab) startRun() (done <-chan error, cancel func()) {
+	ctx, stop := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	out := make(chan error, 1)
+	go func() { out <- l.r.Run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-out:
+		l.t.Fatalf("Run: %v", err)
+	}
+	return out, stop
+}
+
+// runLinks gives a lab that runs as the daemon does a source LAN (eth1), a
+// receiver LAN (eth2) and the register device.
+func runLinks(l *lab) {
+	l.r.clock = time.Now
+	l.r.socket = l.t.TempDir() + "/mrouterd.sock"
+	l.net.links = []netwatch.Link{
+		{Name: "eth1", Index: 11, Flags: net.FlagUp | net.FlagRunning | net.FlagMulticast},
+		{Name: "eth2", Index: 12, Flags: net.FlagUp | net.FlagRunning | net.FlagMulticast},
+		{Name: "pimreg", Index: 99, Flags: net.FlagUp | net.FlagRunning},
+	}
+	l.net.addrs[11] = []netip.Prefix{netip.MustParsePrefix("10.0.1.1/24")}
+	l.net.addrs[12] = []netip.Prefix{netip.MustParsePrefix("10.0.2.1/24")}
+	l.mrt.regIndex = 99
+}
+
 // counter reads a counter from the loop.
 func (l *lab) counter(name string) uint64 {
 	var n uint64
@@ -212,22 +242,8 @@ func TestControlAPI(t *testing.T) {
 // netlink, and stops it: everything it installed goes.
 func TestRun(t *testing.T) {
 	l := newLab(t, withRP)
-	l.r.clock = time.Now
-	l.r.socket = t.TempDir() + "/mrouterd.sock"
-	l.net.links = []netwatch.Link{
-		{Name: "eth1", Index: 11, Flags: net.FlagUp | net.FlagRunning | net.FlagMulticast},
-		{Name: "eth2", Index: 12, Flags: net.FlagUp | net.FlagRunning | net.FlagMulticast},
-		{Name: "pimreg", Index: 99, Flags: net.FlagUp | net.FlagRunning},
-	}
-	l.net.addrs[11] = []netip.Prefix{netip.MustParsePrefix("10.0.1.1/24")}
-	l.net.addrs[12] = []netip.Prefix{netip.MustParsePrefix("10.0.2.1/24")}
-	l.mrt.regIndex = 99
-
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- l.r.Run(ctx, func() { close(ready) }) }()
-	<-ready
+	runLinks(l)
+	done, cancel := l.startRun()
 	if !l.mrt.pim {
 		t.Error("PIM mode off")
 	}

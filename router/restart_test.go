@@ -3,45 +3,12 @@ package router
 import (
 	"context"
 	"errors"
-	"net"
-	"net/netip"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mrouterd/mrouterd/mroute"
-	"github.com/mrouterd/mrouterd/router/netwatch"
 )
-
-// startRun runs the router as the daemon does, until it returns; ready is closed
-// once it serves.
-func (l *lab) startRun() (done <-chan error, cancel func()) {
-	ctx, stop := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	out := make(chan error, 1)
-	go func() { out <- l.r.Run(ctx, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-out:
-		l.t.Fatalf("Run: %v", err)
-	}
-	return out, stop
-}
-
-// restartLinks gives a lab the links of TestRestartInPlace.
-func restartLinks(l *lab) {
-	l.r.clock = time.Now
-	l.r.socket = l.t.TempDir() + "/mrouterd.sock"
-	l.net.links = []netwatch.Link{
-		{Name: "eth1", Index: 11, Flags: net.FlagUp | net.FlagRunning | net.FlagMulticast},
-		{Name: "eth2", Index: 12, Flags: net.FlagUp | net.FlagRunning | net.FlagMulticast},
-		{Name: "pimreg", Index: 99, Flags: net.FlagUp | net.FlagRunning},
-	}
-	l.net.addrs[11] = []netip.Prefix{netip.MustParsePrefix("10.0.1.1/24")}
-	l.net.addrs[12] = []netip.Prefix{netip.MustParsePrefix("10.0.2.1/24")}
-	l.mrt.regIndex = 99
-}
 
 // TestRestartInPlace hands a router's table to a second router, as a restart in
 // place does across exec: the kernel's VIFs and entries stay as they were, the
@@ -49,7 +16,7 @@ func restartLinks(l *lab) {
 // is replayed into a route, and once the hold is over what nobody wants goes.
 func TestRestartInPlace(t *testing.T) {
 	old := newLab(t, withRP)
-	restartLinks(old)
+	runLinks(old)
 	old.r.version = "1.0"
 	old.r.checkRestart = func(context.Context) (string, error) { return "1.1", nil }
 	done, cancel := old.startRun()
@@ -100,7 +67,7 @@ func TestRestartInPlace(t *testing.T) {
 	next := newLab(t, withRP)
 	next.mrt = old.mrt.adopt()
 	next.r.mrt = next.mrt
-	restartLinks(next)
+	runLinks(next)
 	next.r.adopting = inherited
 	done, cancel = next.startRun()
 	defer func() {
@@ -141,7 +108,7 @@ func TestRestartInPlace(t *testing.T) {
 // config, would not run.
 func TestRestartRefused(t *testing.T) {
 	l := newLab(t, withRP)
-	restartLinks(l)
+	runLinks(l)
 	done, cancel := l.startRun()
 	defer func() {
 		cancel()
