@@ -97,6 +97,23 @@ func addVIFs(t *testing.T, s *mroute.Socket, l links) bool {
 	return true
 }
 
+// withTable runs fn in a namespace of its own with addLinks' links and table 0
+// open with addVIFs' VIFs.
+func withTable(t *testing.T, fn func(s *mroute.Socket, l links)) {
+	lab.InNewNetns(t, func() {
+		l, ok := addLinks(t)
+		if !ok {
+			return
+		}
+		s, ok := openWithVIFs(t, l)
+		if !ok {
+			return
+		}
+		defer s.Close()
+		fn(s, l)
+	})
+}
+
 // openWithVIFs opens table 0 with addVIFs' VIFs.
 func openWithVIFs(t *testing.T, l links) (*mroute.Socket, bool) {
 	t.Helper()
@@ -201,16 +218,7 @@ func dump(t *testing.T, table uint32) []mroute.KernelEntry {
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func TestSocketMFCLifecycle(t *testing.T) {
-	lab.InNewNetns(t, func() {
-		l, ok := addLinks(t)
-		if !ok {
-			return
-		}
-		s, ok := openWithVIFs(t, l)
-		if !ok {
-			return
-		}
-		defer s.Close()
+	withTable(t, func(s *mroute.Socket, l links) {
 		if s.Table() != 0 || s.IPConn() == nil {
 			t.Errorf("Table() = %d, IPConn() = %v", s.Table(), s.IPConn())
 		}
@@ -415,16 +423,7 @@ type message struct {
 }
 
 func TestUpcallsAndIGMP(t *testing.T) {
-	lab.InNewNetns(t, func() {
-		l, ok := addLinks(t)
-		if !ok {
-			return
-		}
-		s, ok := openWithVIFs(t, l)
-		if !ok {
-			return
-		}
-		defer s.Close()
+	withTable(t, func(s *mroute.Socket, l links) {
 		down, err := net.InterfaceByIndex(l.down)
 		if err == nil {
 			err = ipv4.NewPacketConn(s.IPConn()).JoinGroup(down, &net.IPAddr{IP: net.IPv4(224, 0, 0, 22)})
@@ -524,16 +523,7 @@ func TestUpcallsAndIGMP(t *testing.T) {
 // TestAdopt hands a table's socket to a second Socket, as a restart does across
 // exec: the VIFs and MFC entries stay, and the adopted socket programs the table.
 func TestAdopt(t *testing.T) {
-	lab.InNewNetns(t, func() {
-		l, ok := addLinks(t)
-		if !ok {
-			return
-		}
-		s, ok := openWithVIFs(t, l)
-		if !ok {
-			return
-		}
-		defer s.Close() // nothing once detached
+	withTable(t, func(s *mroute.Socket, l links) {
 		first := mroute.MFC{Source: mustAddr("10.9.0.2"), Group: mustAddr("239.1.1.1"), IIF: 1, OIFs: []uint16{2}}
 		if err := s.AddMFC(first); err != nil {
 			t.Errorf("AddMFC: %v", err)
