@@ -105,28 +105,16 @@ func withTable(t *testing.T, fn func(s *mroute.Socket, l links)) {
 		if !ok {
 			return
 		}
-		s, ok := openWithVIFs(t, l)
-		if !ok {
+		s, err := mroute.Open(0)
+		if err != nil {
+			t.Errorf("Open(0): %v", err)
 			return
 		}
 		defer s.Close()
-		fn(s, l)
+		if addVIFs(t, s, l) {
+			fn(s, l)
+		}
 	})
-}
-
-// openWithVIFs opens table 0 with addVIFs' VIFs.
-func openWithVIFs(t *testing.T, l links) (*mroute.Socket, bool) {
-	t.Helper()
-	s, err := mroute.Open(0)
-	if err != nil {
-		t.Errorf("Open(0): %v", err)
-		return nil, false
-	}
-	if !addVIFs(t, s, l) {
-		s.Close()
-		return nil, false
-	}
-	return s, true
 }
 
 // injector sends hand-built IPv4 packets out of one interface, so their source
