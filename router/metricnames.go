@@ -48,6 +48,7 @@ var counterFamilies = []counterFamily{
 
 	// Routes and the kernel's MFC.
 	{"mrouterd_routes_learned_total", "Routes learned from NOCACHE upcalls.", "", one("routes_learned")},
+	{"mrouterd_waiting_sources_routed_total", "Sources unrouted when the kernel asked, routed once their group had state.", "", one("waiting_sources_routed")},
 	{"mrouterd_routes_learned_refused_total", "Flows not learned because router.max-learned-routes was reached.", "", one("routes_learned_refused")},
 	{"mrouterd_routes_expired_total", "Learned routes removed after router.idle-timeout without traffic.", "", one("routes_expired")},
 	{"mrouterd_mfc_added_total", "MFC entries written to the kernel.", "", one("mfc_added")},

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -179,5 +180,29 @@ func TestRestartAtTheRP(t *testing.T) {
 	}
 	if l.r.held != nil {
 		t.Error("still holding after the hold")
+	}
+}
+
+// TestWaitingSourceRouted: the kernel asks once about a source nobody wants, then
+// holds its packets unresolved. When its group gets state before that ends, as
+// when a router restarts while its neighbours keep sending, the source is routed at
+// once; after it, the kernel asks again itself.
+func TestWaitingSourceRouted(t *testing.T) {
+	l, _, eth2, eth3 := threeLinks(t, withRP)
+	key := sgKey{Source: farSrc, Group: grp1}
+	late := sgKey{Source: farSrc, Group: netip.MustParseAddr("239.1.1.2")}
+	l.upcall(mroute.NoCache, eth3, farSrc, grp1, nil)
+	l.upcall(mroute.NoCache, eth3, farSrc, late.Group, nil)
+	if _, ok := l.r.rib.Route(key); ok || l.r.counters["upcall_unrouted"] != 2 {
+		t.Fatalf("a source nobody wants was routed: %v", l.r.counters)
+	}
+	l.report(eth2, "10.0.2.5", exclude(grp1))
+	if _, ok := l.r.rib.Route(key); !ok || l.r.counters["waiting_sources_routed"] != 1 {
+		t.Fatalf("the waiting source was not routed when its group got a member: %v", l.r.counters)
+	}
+	l.clock.advance(unresolvedHold)
+	l.report(eth2, "10.0.2.5", exclude(late.Group))
+	if _, ok := l.r.rib.Route(late); ok || len(l.r.waiting) != 0 {
+		t.Fatalf("a source the kernel asks about again itself was routed: %v", l.r.counters)
 	}
 }

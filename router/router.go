@@ -125,6 +125,8 @@ type Router struct {
 	// adoptedSources are the adopted (S,G) entries' incoming ifindexes, replayed
 	// as upcalls at the start and at the end of the hold.
 	adoptedSources map[sgKey]int
+	// waiting are sources the kernel asked about when nothing wanted them.
+	waiting map[sgKey]waitingSource
 	// arrivals are held entries whose routes want another incoming interface: the
 	// interface their packets arrive on, to be told to the RIB.
 	arrivals  map[sgKey]string
@@ -210,6 +212,7 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		kernelByKey: make(map[sgKey]mroute.KernelEntry),
 		adoptedVIFs: make(map[int]handedVIF),
 		arrivals:    make(map[sgKey]string),
+		waiting:     make(map[sgKey]waitingSource),
 		installed:   make(map[sgKey]desiredEntry),
 		paths:       pathCache{byAddr: make(map[netip.Addr]*reversePath)},
 		unroutable:  make(map[sgKey]*unroutable),
@@ -371,6 +374,9 @@ func (r *Router) settle() {
 		r.rerunRPF(r.now())
 	}
 	r.sendAll(r.rib.Refresh(r.now()))
+	if len(r.waiting) > 0 {
+		r.routeWaiting(r.now())
+	}
 	r.updateVIFs(r.now())
 	r.updateTap()
 	r.updateFabric(r.now())

@@ -61,6 +61,43 @@ func (r *Router) sourceArrived(in *iface, key sgKey) {
 		r.reconcileWanted = true
 	}
 	r.sendAll(sends)
+	_, routed := r.rib.Route(key)
+	_, known := r.waiting[key]
+	switch {
+	case routed:
+		delete(r.waiting, key)
+	case !in.register && !r.rib.Tree().HasGroup(key.Group) && (known || len(r.waiting) < maxWaiting):
+		r.waiting[key] = waitingSource{ifindex: in.index, since: r.now()}
+	}
+}
+
+// A source nobody wanted when the kernel asked about it waits: the kernel asks
+// once, then holds the source's packets as unresolved, and drops them, for about
+// 10 s (ipmr's unresolved entry expiry) without asking again. When its group gets
+// state in that time, as when a router restarts while its neighbours keep sending,
+// it is routed at once instead of when the kernel next asks.
+type waitingSource struct {
+	ifindex int
+	since   time.Time
+}
+
+const (
+	unresolvedHold = 10 * time.Second
+	maxWaiting     = 1024 // sources; more wait for the kernel to ask again
+)
+
+// routeWaiting routes the waiting sources whose groups have state now.
+func (r *Router) routeWaiting(now time.Time) {
+	for key, w := range r.waiting {
+		switch in := r.byIndex(w.ifindex); {
+		case now.Sub(w.since) >= unresolvedHold || in == nil || !in.hasVIF():
+			delete(r.waiting, key)
+		case r.rib.Tree().HasGroup(key.Group):
+			delete(r.waiting, key)
+			r.counters.inc("waiting_sources_routed")
+			r.sourceArrived(in, key)
+		}
+	}
 }
 
 func (r *Router) byVIF(vif uint16) *iface {
