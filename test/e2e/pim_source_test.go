@@ -148,13 +148,14 @@ func udpCounter(t *testing.T, l *lab.Lab, node, name string) uint64 {
 	return 0
 }
 
-// lostAfterFirst counts the sequence numbers missing between a receiver's first and
-// last arrival: the gaps of a stream it joined while it ran.
+// lostAfterFirst counts the sequence numbers missing between the lowest and the
+// highest a receiver got: the gaps of a stream it joined while it ran. (A packet
+// overtaken by the first to arrive is not missing.)
 func lostAfterFirst(rep mcast.Report) uint64 {
 	if rep.Unique == 0 {
 		return 0
 	}
-	return rep.LastSeq - rep.FirstSeq + 1 - rep.Unique
+	return rep.LastSeq - rep.LowestSeq + 1 - rep.Unique
 }
 
 // checkWholeBurst fails t unless a receiver that joined before the burst got each of

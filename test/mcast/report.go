@@ -16,6 +16,7 @@ type Stats struct {
 	// missing before the first arrival count too.
 	Lost          uint64  `json:"lost"`
 	FirstSeq      uint64  `json:"first_seq"`       // sequence number of the first arrival
+	LowestSeq     uint64  `json:"lowest_seq"`      // lowest sequence number received: below FirstSeq when reordered
 	LastSeq       uint64  `json:"last_seq"`        // highest sequence number received
 	FirstPacketMs float64 `json:"first_packet_ms"` // from the join to the first arrival
 	LastPacketMs  float64 `json:"last_packet_ms"`  // from the join to the last arrival
@@ -89,6 +90,7 @@ type streamTally struct {
 	unique     uint64
 	reordered  uint64
 	firstSeq   uint64
+	lowestSeq  uint64
 	highestSeq uint64
 }
 
@@ -107,7 +109,7 @@ func (t *Tally) Add(payload []byte, src netip.Addr, at time.Time) bool {
 	}
 	s := t.streams[h.Stream]
 	if s == nil {
-		s = &streamTally{firstSeq: h.Seq}
+		s = &streamTally{firstSeq: h.Seq, lowestSeq: h.Seq}
 		t.streams[h.Stream] = s
 		t.order = append(t.order, h.Stream)
 	}
@@ -137,9 +139,8 @@ func (s *streamTally) add(seq uint64, at, sent time.Time) bool {
 	if !first && seq < s.highestSeq {
 		s.reordered++
 	}
-	if seq > s.highestSeq {
-		s.highestSeq = seq
-	}
+	s.highestSeq = max(s.highestSeq, seq)
+	s.lowestSeq = min(s.lowestSeq, seq)
 	return true
 }
 
@@ -170,7 +171,7 @@ func (t *Tally) Report() Report {
 		r.Lost += st.Lost
 		r.Reordered += st.Reordered
 		if i == 0 {
-			r.FirstSeq = st.FirstSeq
+			r.FirstSeq, r.LowestSeq = st.FirstSeq, st.LowestSeq
 		}
 		r.LastSeq = max(r.LastSeq, st.LastSeq)
 	}
@@ -184,6 +185,7 @@ func (s *streamTally) stats(joined time.Time) Stats {
 		Unique:     s.unique,
 		Duplicates: s.received - s.unique,
 		FirstSeq:   s.firstSeq,
+		LowestSeq:  s.lowestSeq,
 		LastSeq:    s.highestSeq,
 		Reordered:  s.reordered,
 	}

@@ -67,6 +67,15 @@ func TestTallyLossAtStart(t *testing.T) {
 	}
 }
 
+// TestTallyLowestSeq: a packet overtaken by the first to arrive is the lowest.
+func TestTallyLowestSeq(t *testing.T) {
+	tally := NewTally(joined)
+	feed(tally, 8, 7, 9)
+	if r := tally.Report(); r.FirstSeq != 8 || r.LowestSeq != 7 || r.LastSeq != 9 || r.Reordered != 1 {
+		t.Errorf("first %d lowest %d last %d reordered %d, want 8 7 9 1", r.FirstSeq, r.LowestSeq, r.LastSeq, r.Reordered)
+	}
+}
+
 func TestTallyDuplicatesAndReorder(t *testing.T) {
 	tally := NewTally(joined)
 	feed(tally, 0, 1, 3, 2, 2, 5, 3, 4)
