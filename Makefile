@@ -24,15 +24,17 @@ KERNEL ?= $(if $(wildcard /proc/net/ip_mr_vif),,$(if $(filter 0,$(shell id -u)),
 # dies with its goroutines' stacks, then the VM's.
 LAB_TIMEOUT ?= 30m
 
-# The loop, its readers and the control API share the router's state only through
-# channels and atomics; the race detector checks that they keep to it.
-RACE = $(GO) test -count=1 -race -timeout 12m ./router/...
+# The daemon's packages run under the race detector: the loop, its readers and the
+# control API share the router's state only through channels and atomics, and it
+# checks that they keep to it. The test tools run without it.
+RACE_PKGS := ./cmd/... ./conf ./igmp ./pim ./router/...
+RACE = $(GO) test -count=1 -race -timeout 12m $(RACE_PKGS)
 
 # Unit tests always, on this kernel; lab tests too when run as root (MROUTERD_E2E=required
 # makes them fail instead of skipping when they cannot run).
 test: build lint
-	MROUTERD_BIN=$(BIN) $(GO) test -count=1 -timeout 12m $(filter-out $(addprefix $(MODULE)/,$(LAB_PKGS)),$(shell $(GO) list ./...))
-	$(RACE)
+	MROUTERD_BIN=$(BIN) $(GO) test -count=1 -timeout 12m $(filter-out $(addprefix $(MODULE)/,$(LAB_PKGS)) $(shell $(GO) list $(RACE_PKGS)),$(shell $(GO) list ./...))
+	MROUTERD_BIN=$(BIN) $(RACE)
 ifeq ($(strip $(KERNEL)),)
 	MROUTERD_BIN=$(BIN) $(GO) test -count=1 -timeout 12m $(addprefix ./,$(LAB_PKGS))
 else
