@@ -144,6 +144,20 @@ func (q *Querier) Groups() []GroupState {
 	return groups
 }
 
+// Mode returns one group's filter mode, without the copy of its sources that
+// Group makes: a route's recomputation asks it once per source of the group.
+func (q *Querier) Mode(group netip.Addr) (FilterMode, bool) {
+	group = group.Unmap()
+	if !group.Is4() {
+		return 0, false
+	}
+	slot, ok := q.index[key(group)]
+	if !ok {
+		return 0, false
+	}
+	return q.slots[slot].mode, true
+}
+
 // Group returns one group's state.
 func (q *Querier) Group(group netip.Addr) (GroupState, bool) {
 	group = group.Unmap()
