@@ -125,6 +125,12 @@ func waitNotRegistering(t *testing.T, l *lab.Lab, within time.Duration, node, so
 // udpInCsumErrors reads the UDP datagrams node's kernel dropped for a bad checksum.
 func udpInCsumErrors(t *testing.T, l *lab.Lab, node string) uint64 {
 	t.Helper()
+	return udpStat(t, l, node, "InCsumErrors")
+}
+
+// udpStat reads one of the Udp counters of node's /proc/net/snmp.
+func udpStat(t *testing.T, l *lab.Lab, node, name string) uint64 {
+	t.Helper()
 	var names []string
 	for _, line := range strings.Split(mustExec(t, l, node, "cat", "/proc/net/snmp"), "\n") {
 		fields := strings.Fields(line)
@@ -135,7 +141,7 @@ func udpInCsumErrors(t *testing.T, l *lab.Lab, node string) uint64 {
 			names = fields
 			continue
 		}
-		if i := slices.Index(names, "InCsumErrors"); i > 0 && i < len(fields) {
+		if i := slices.Index(names, name); i > 0 && i < len(fields) {
 			n, err := strconv.ParseUint(fields[i], 10, 64)
 			if err != nil {
 				t.Fatalf("%s: /proc/net/snmp: %v", node, err)
@@ -143,7 +149,7 @@ func udpInCsumErrors(t *testing.T, l *lab.Lab, node string) uint64 {
 			return n
 		}
 	}
-	t.Fatalf("%s: no Udp InCsumErrors in /proc/net/snmp", node)
+	t.Fatalf("%s: no Udp %s in /proc/net/snmp", node, name)
 	return 0
 }
 
