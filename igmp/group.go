@@ -258,6 +258,7 @@ func (q *Querier) deleteGroup(slot int32) {
 			q.timers.superseded()
 		}
 	}
+	q.sources -= len(g.sources)
 	delete(q.index, g.addr)
 	q.markChanged(g.addr)
 	// A small source array is kept for the slot's next group; a large one
@@ -470,7 +471,8 @@ func (q *Querier) insertSources(g *groupRecord, b []addr4) []addr4 {
 		if _, found := g.find(a); found {
 			continue
 		}
-		if q.cfg.MaxSources > 0 && len(g.sources)+len(added) >= q.cfg.MaxSources {
+		if q.cfg.MaxSources > 0 && len(g.sources)+len(added) >= q.cfg.MaxSources ||
+			q.cfg.MaxSourcesPerInterface > 0 && q.sources+len(added) >= q.cfg.MaxSourcesPerInterface {
 			q.stats.SourcesRefused++
 			continue
 		}
@@ -480,6 +482,7 @@ func (q *Querier) insertSources(g *groupRecord, b []addr4) []addr4 {
 	if len(added) == 0 {
 		return added
 	}
+	q.sources += len(added)
 	old := len(g.sources)
 	g.sources = slices.Grow(g.sources, len(added))[:old+len(added)]
 	i, j := old-1, len(added)-1
@@ -537,6 +540,7 @@ func (q *Querier) keepOnly(g *groupRecord, b []addr4) {
 		return true
 	})
 	if len(g.sources) != n {
+		q.sources -= n - len(g.sources)
 		q.markChanged(g.addr)
 	}
 }
@@ -684,7 +688,9 @@ func (q *Querier) groupTimerExpired(t tick, e timerEntry) {
 	switch e.kind {
 	case timerGroup:
 		// EXCLUDE(X,Y) becomes INCLUDE(X) (6.5); an empty INCLUDE is no state.
+		n := len(g.sources)
 		g.sources = slices.DeleteFunc(g.sources, func(s sourceRecord) bool { return s.expires == 0 })
+		q.sources -= n - len(g.sources)
 		g.mode = Include
 		q.markChanged(g.addr)
 		if len(g.sources) == 0 {
@@ -701,6 +707,7 @@ func (q *Querier) groupTimerExpired(t tick, e timerEntry) {
 			return
 		}
 		g.sources = slices.Delete(g.sources, i, i+1)
+		q.sources--
 		if len(g.sources) == 0 {
 			q.deleteGroup(slot)
 		}
