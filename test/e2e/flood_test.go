@@ -31,8 +31,9 @@ import (
 // (test/topologies/flood.clab.yml). r1's limits refuse the excess and count it,
 // the stream loses nothing and gets nothing twice, r1 answers `show status`
 // throughout, and its memory stays bounded. Rates are divided by lab.Rate where the
-// lab is slower; the numbers of distinct sources, addresses and flows are not. Each
-// test logs its figures on one line.
+// lab is slower, and so is the number of new flows (TestFloodNewFlows); the
+// numbers of distinct sources and addresses are not. Each test logs its figures
+// on one line.
 
 const (
 	floodSource = "10.0.1.2" // src
