@@ -53,6 +53,7 @@ type IGMP struct {
 	Robustness              int
 	MaxGroups               int // per interface
 	MaxSources              int // per group; beyond it a record's new sources are refused, counted
+	MaxSourcesPerInterface  int // all groups' together; beyond it likewise
 	QueryInterval           time.Duration
 	QueryResponseInterval   time.Duration
 	LastMemberQueryInterval time.Duration

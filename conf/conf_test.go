@@ -28,6 +28,7 @@ func defaultsForTest() *Config {
 			Robustness:              2,
 			MaxGroups:               4096,
 			MaxSources:              1024,
+			MaxSourcesPerInterface:  16384,
 			QueryInterval:           125 * time.Second,
 			QueryResponseInterval:   10 * time.Second,
 			LastMemberQueryInterval: time.Second,
@@ -201,6 +202,7 @@ allowed-groups = [
 ]
 max-groups = 10
 max-sources = 20
+max-sources-per-interface = 30
 
 [pim]
 hello-interval = "10s"
@@ -254,6 +256,7 @@ metrics = "127.0.0.1:9591"
 			Robustness:              3,
 			MaxGroups:               10,
 			MaxSources:              20,
+			MaxSourcesPerInterface:  30,
 			QueryInterval:           60 * time.Second,
 			QueryResponseInterval:   5 * time.Second,
 			LastMemberQueryInterval: 500 * time.Millisecond,
@@ -385,6 +388,7 @@ func TestErrors(t *testing.T) {
 		{"robustness too big", "[igmp]\nrobustness = 8\n", "r1.toml:2: igmp.robustness: 8 is out of range 1..7"},
 		{"max-groups", "[igmp]\nmax-groups = 0\n", "r1.toml:2: igmp.max-groups: must be at least 1, got 0"},
 		{"max-sources", "[igmp]\nmax-sources = 0\n", "r1.toml:2: igmp.max-sources: must be at least 1, got 0"},
+		{"max-sources-per-interface", "[igmp]\nmax-sources-per-interface = 0\n", "r1.toml:2: igmp.max-sources-per-interface: must be at least 1, got 0"},
 		{"max-neighbors", "[pim]\nmax-neighbors = 0\n", "r1.toml:2: pim.max-neighbors: must be at least 1, got 0"},
 		{"max-joins", "[pim]\nmax-joins = -1\n", "r1.toml:2: pim.max-joins: must be at least 1, got -1"},
 		{"max-joins-per-neighbor", "[pim]\nmax-joins-per-neighbor = 0\n", "r1.toml:2: pim.max-joins-per-neighbor: must be at least 1, got 0"},
@@ -662,6 +666,7 @@ robustness = 2
 allowed-groups = ["224.0.0.0/4"]
 max-groups = 4096
 max-sources = 1024
+max-sources-per-interface = 16384
 
 [pim]
 hello-interval = "30s"

@@ -194,6 +194,8 @@ func (d *decoder) igmp(key string, v any, g *IGMP) {
 			d.int(key, v, &g.MaxGroups)
 		case "max-sources":
 			d.int(key, v, &g.MaxSources)
+		case "max-sources-per-interface":
+			d.int(key, v, &g.MaxSourcesPerInterface)
 		case "query-interval":
 			d.duration(key, v, &g.QueryInterval)
 		case "query-response-interval":

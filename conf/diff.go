@@ -31,6 +31,7 @@ func Diff(old, new *Config) []string {
 	d.set("igmp.allowed-groups:", prefixStrings(old.IGMP.AllowedGroups), prefixStrings(new.IGMP.AllowedGroups))
 	d.value("igmp.max-groups:", old.IGMP.MaxGroups, new.IGMP.MaxGroups)
 	d.value("igmp.max-sources:", old.IGMP.MaxSources, new.IGMP.MaxSources)
+	d.value("igmp.max-sources-per-interface:", old.IGMP.MaxSourcesPerInterface, new.IGMP.MaxSourcesPerInterface)
 
 	d.value("pim.hello-interval:", old.PIM.HelloInterval, new.PIM.HelloInterval)
 	d.value("pim.join-prune-interval:", old.PIM.JoinPruneInterval, new.PIM.JoinPruneInterval)

@@ -41,6 +41,7 @@ func (c *Config) TOML() string {
 	w.set("allowed-groups", prefixArray(c.IGMP.AllowedGroups))
 	w.set("max-groups", strconv.Itoa(c.IGMP.MaxGroups))
 	w.set("max-sources", strconv.Itoa(c.IGMP.MaxSources))
+	w.set("max-sources-per-interface", strconv.Itoa(c.IGMP.MaxSourcesPerInterface))
 
 	w.table("pim")
 	w.set("hello-interval", quote(formatDuration(c.PIM.HelloInterval)))

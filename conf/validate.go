@@ -74,6 +74,7 @@ func validateIGMP(g *IGMP, fail reporter) {
 	}
 	fail.atLeastOne("igmp.max-groups", g.MaxGroups)
 	fail.atLeastOne("igmp.max-sources", g.MaxSources)
+	fail.atLeastOne("igmp.max-sources-per-interface", g.MaxSourcesPerInterface)
 	maxResponse, why := maxResponseV3, "the longest an IGMPv3 query can carry"
 	if g.Version == 2 {
 		maxResponse, why = maxResponseV2, "the longest an IGMPv2 query can carry"

@@ -147,6 +147,20 @@ func (q *Querier) Groups() []GroupState {
 // GroupCount is how many groups have members, without building their states.
 func (q *Querier) GroupCount() int { return len(q.index) }
 
+// Mode returns one group's filter mode, without the copy of its sources that
+// Group makes: a route's recomputation asks it once per source of the group.
+func (q *Querier) Mode(group netip.Addr) (FilterMode, bool) {
+	group = group.Unmap()
+	if !group.Is4() {
+		return 0, false
+	}
+	slot, ok := q.index[key(group)]
+	if !ok {
+		return 0, false
+	}
+	return q.slots[slot].mode, true
+}
+
 // Group returns one group's state.
 func (q *Querier) Group(group netip.Addr) (GroupState, bool) {
 	group = group.Unmap()
@@ -247,6 +261,7 @@ func (q *Querier) deleteGroup(slot int32) {
 			q.timers.superseded()
 		}
 	}
+	q.sources -= len(g.sources)
 	delete(q.index, g.addr)
 	q.markChanged(g.addr)
 	// A small source array is kept for the slot's next group; a large one
@@ -459,7 +474,8 @@ func (q *Querier) insertSources(g *groupRecord, b []addr4) []addr4 {
 		if _, found := g.find(a); found {
 			continue
 		}
-		if q.cfg.MaxSources > 0 && len(g.sources)+len(added) >= q.cfg.MaxSources {
+		if q.cfg.MaxSources > 0 && len(g.sources)+len(added) >= q.cfg.MaxSources ||
+			q.cfg.MaxSourcesPerInterface > 0 && q.sources+len(added) >= q.cfg.MaxSourcesPerInterface {
 			q.stats.SourcesRefused++
 			continue
 		}
@@ -469,6 +485,7 @@ func (q *Querier) insertSources(g *groupRecord, b []addr4) []addr4 {
 	if len(added) == 0 {
 		return added
 	}
+	q.sources += len(added)
 	old := len(g.sources)
 	g.sources = slices.Grow(g.sources, len(added))[:old+len(added)]
 	i, j := old-1, len(added)-1
@@ -526,6 +543,7 @@ func (q *Querier) keepOnly(g *groupRecord, b []addr4) {
 		return true
 	})
 	if len(g.sources) != n {
+		q.sources -= n - len(g.sources)
 		q.markChanged(g.addr)
 	}
 }
@@ -673,7 +691,9 @@ func (q *Querier) groupTimerExpired(t tick, e timerEntry) {
 	switch e.kind {
 	case timerGroup:
 		// EXCLUDE(X,Y) becomes INCLUDE(X) (6.5); an empty INCLUDE is no state.
+		n := len(g.sources)
 		g.sources = slices.DeleteFunc(g.sources, func(s sourceRecord) bool { return s.expires == 0 })
+		q.sources -= n - len(g.sources)
 		g.mode = Include
 		q.markChanged(g.addr)
 		if len(g.sources) == 0 {
@@ -690,6 +710,7 @@ func (q *Querier) groupTimerExpired(t tick, e timerEntry) {
 			return
 		}
 		g.sources = slices.Delete(g.sources, i, i+1)
+		q.sources--
 		if len(g.sources) == 0 {
 			q.deleteGroup(slot)
 		}

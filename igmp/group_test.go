@@ -616,6 +616,46 @@ func TestMaxSources(t *testing.T) {
 	}
 }
 
+// TestMaxSourcesPerInterface: the sources of all groups together stay within the
+// interface's limit, whichever way they come and go, and room a group gives
+// back is taken by another.
+func TestMaxSourcesPerInterface(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxSourcesPerInterface = 4
+	q := started(t, cfg)
+	other := netip.MustParseAddr("239.1.1.2")
+	count := func(when string, want int) {
+		t.Helper()
+		held := 0
+		for _, g := range q.Groups() {
+			held += len(g.Sources)
+		}
+		if held != want || q.sources != want {
+			t.Fatalf("%s: %d sources held, %d counted; want %d", when, held, q.sources, want)
+		}
+	}
+	q.Receive(at(time.Second), host, v3Report(AllowNewSources, grp, 1, 2, 3))
+	q.Receive(at(time.Second), host, v3Report(AllowNewSources, other, 4, 5, 6))
+	count("after two groups' sources", 4)
+	if !q.Forward(src(4), other) || q.Forward(src(5), other) || q.Stats().SourcesRefused != 2 {
+		t.Fatalf("the second group: %v refused", q.Stats().SourcesRefused)
+	}
+	// A TO_EX keeps only the record's sources, on the exclude list.
+	q.Receive(at(2*time.Second), host, v3Report(ChangeToExclude, grp, 1))
+	count("after TO_EX", 2)
+	// The sources' timers run out: the other group goes, and the first group's
+	// source stays, on its exclude list.
+	advanceTo(q, at(time.Second+gmi+time.Millisecond))
+	count("after the sources' timers ran out", 1)
+	q.Receive(at(time.Second+gmi+time.Millisecond), host, v3Report(AllowNewSources, other, 5, 6, 7, 8))
+	count("after room was given back", 4)
+	// The first group's timer runs out: its exclude list goes with it.
+	advanceTo(q, at(2*time.Second+gmi+time.Millisecond))
+	count("after the exclude-mode group timed out", 3)
+	advanceTo(q, at(2*time.Second+2*gmi))
+	count("after everything timed out", 0)
+}
+
 func TestInsertSourcesKeepsOrder(t *testing.T) {
 	q := started(t, testConfig())
 	q.Receive(at(time.Second), host, v3Report(AllowNewSources, grp, 10, 30, 50))

@@ -17,6 +17,10 @@ type Config struct {
 	AllowedGroups           []netip.Prefix // joins outside are ignored and counted; empty = 224.0.0.0/4
 	MaxGroups               int            // beyond it new groups are refused and counted; 0 = no limit
 	MaxSources              int            // per group; beyond it new sources are refused and counted; 0 = no limit
+	// MaxSourcesPerInterface bounds the sources of all groups together, as a
+	// flood spreading sources over many groups would otherwise hold up to
+	// MaxGroups times MaxSources of them; 0 = no limit.
+	MaxSourcesPerInterface int
 }
 
 const (
@@ -46,6 +50,7 @@ func (c Config) normalized() Config {
 	c.AllowedGroups = slices.Clone(c.AllowedGroups)
 	c.MaxGroups = max(c.MaxGroups, 0)
 	c.MaxSources = max(c.MaxSources, 0)
+	c.MaxSourcesPerInterface = max(c.MaxSourcesPerInterface, 0)
 	return c
 }
 
@@ -70,7 +75,7 @@ type Stats struct {
 	Ignored         uint64 // wrong version or mode, unknown message or record type, not a multicast group
 	NotAllowed      uint64 // a new group outside the allowed groups
 	Refused         uint64 // a new group beyond the maximum
-	SourcesRefused  uint64 // sources, one by one, that a record would have added beyond a group's maximum
+	SourcesRefused  uint64 // sources, one by one, that a record would have added beyond a group's or the interface's maximum
 	LinkLocal       uint64 // a report for 224.0.0.0/24, which is never tracked nor routed
 }
 
@@ -120,9 +125,10 @@ type Querier struct {
 	generalQueryAt    tick
 	startupLeft       int // startup queries still to send after the pending one
 
-	index map[addr4]int32 // group → slot
-	slots []groupRecord   // by value; a slot with addr 0 is free
-	free  []int32
+	index   map[addr4]int32 // group → slot
+	slots   []groupRecord   // by value; a slot with addr 0 is free
+	free    []int32
+	sources int // source records of all groups, for MaxSourcesPerInterface
 
 	timers timerHeap
 	stats  Stats
@@ -280,7 +286,7 @@ func (q *Querier) Stop() []Action {
 	q.olderV1Until, q.olderV2Until = 0, 0
 	q.generalQueryAt, q.startupLeft = 0, 0
 	q.index = make(map[addr4]int32)
-	q.slots, q.free = nil, nil
+	q.slots, q.free, q.sources = nil, nil, 0
 	q.timers.reset()
 	return q.finish(q.view())
 }

@@ -115,10 +115,13 @@ func liveTimers(q *Querier) []timerEntry {
 }
 
 // Random traffic: after every call each running timer has its heap entry,
-// and NextDeadline is exactly the earliest running timer.
+// NextDeadline is exactly the earliest running timer, and the interface's
+// source count is what the groups hold, within its limit.
 func TestTimerInvariantsUnderRandomTraffic(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	q := started(t, testConfig())
+	cfg := testConfig()
+	cfg.MaxSourcesPerInterface = 8
+	q := started(t, cfg)
 	now := t0
 	groups := []netip.Addr{grp, netip.MustParseAddr("239.2.2.2"), netip.MustParseAddr("239.3.3.3")}
 	routers := []netip.Addr{lower, higher}
@@ -145,6 +148,13 @@ func TestTimerInvariantsUnderRandomTraffic(t *testing.T) {
 				now = next
 			}
 			q.Advance(now)
+		}
+		held := 0
+		for i := range q.slots {
+			held += len(q.slots[i].sources)
+		}
+		if held != q.sources || held > cfg.MaxSourcesPerInterface {
+			t.Fatalf("step %d: %d sources held, %d counted, limit %d", step, held, q.sources, cfg.MaxSourcesPerInterface)
 		}
 		entries := make(map[timerEntry]bool, q.timers.Len())
 		for _, e := range q.timers.entries {

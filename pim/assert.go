@@ -89,12 +89,12 @@ func (t *Tree) ReceiveAssert(now time.Time, key Key, iface string, theirs, ours 
 		if a != nil && !a.winner && a.theirs.Address == theirs.Address {
 			// The winner got worse than us and we do not forward: forget it.
 			e.asserts.del(iface)
-			t.changed[key.Group] = true
+			t.changed[key] = true
 		}
 	case forwarding || a != nil:
 		e = t.entry(now, key)
 		if a == nil || a.winner {
-			t.changed[key.Group] = true
+			t.changed[key] = true
 		}
 		e.asserts.set(iface, &assertState{ours: ours, theirs: theirs, timer: now.Add(AssertTime)})
 	}
@@ -107,7 +107,7 @@ func (t *Tree) ReceiveAssert(now time.Time, key Key, iface string, theirs, ours 
 // assertWin sends our assert and keeps winning until someone better speaks.
 func (t *Tree) assertWin(now time.Time, e *entry, iface string, ours AssertMetric) {
 	if a := e.asserts.at(iface); a == nil || !a.winner {
-		t.changed[e.key.Group] = true
+		t.changed[e.key] = true
 	}
 	e.asserts.set(iface, &assertState{winner: true, ours: ours, timer: now.Add(AssertTime - AssertOverrideInterval)})
 	t.acts = append(t.acts, SendAssert{Interface: iface, Assert: Assert{
@@ -126,7 +126,7 @@ func (t *Tree) assertTimersExpired(now time.Time, e *entry) {
 			rewin = append(rewin, ifaceItem[*assertState]{name, a})
 			return false
 		}
-		t.changed[e.key.Group] = true
+		t.changed[e.key] = true
 		return true
 	})
 	for _, it := range rewin {

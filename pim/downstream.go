@@ -86,7 +86,7 @@ func (t *Tree) receiveDownstream(now time.Time, iface string, from netip.Addr, l
 			for _, e := range slices.Clone(t.byGroup[group]) {
 				if !e.key.Wildcard() && e.rptPrunes.has(iface) && !keptPrunes[e.key.Source] {
 					e.rptPrunes.del(iface)
-					t.changed[group] = true
+					t.changed[e.key] = true
 					t.update(now, e)
 				}
 			}
@@ -131,7 +131,7 @@ func (t *Tree) downstreamJoin(now time.Time, key Key, iface string, from netip.A
 		e.joins.set(iface, d)
 		t.joins++
 		t.joinsBy[from]++
-		t.changed[key.Group] = true
+		t.changed[key] = true
 	}
 	// A join starts the expiry timer or lengthens it, never shortens it (RFC 7761
 	// 4.5.2); a zero time means the state never expires.
@@ -190,7 +190,7 @@ func (t *Tree) forgetJoin(d *downstream) {
 func (t *Tree) downstreamGone(now time.Time, e *entry, iface string) {
 	t.forgetJoin(e.joins.at(iface))
 	e.joins.del(iface)
-	t.changed[e.key.Group] = true
+	t.changed[e.key] = true
 	t.update(now, e)
 }
 
@@ -199,7 +199,7 @@ func (t *Tree) downstreamGone(now time.Time, e *entry, iface string) {
 func (t *Tree) rptJoin(now time.Time, key Key, iface string) {
 	if e := t.entries[key]; e != nil && e.rptPrunes.has(iface) {
 		e.rptPrunes.del(iface)
-		t.changed[key.Group] = true
+		t.changed[key] = true
 		t.update(now, e)
 	}
 }
@@ -212,7 +212,7 @@ func (t *Tree) rptPrune(now time.Time, key Key, iface string, link Link, until t
 		e.rptPrunes.set(iface, d)
 		if link.Override <= 0 {
 			d.state = Pruned
-			t.changed[key.Group] = true
+			t.changed[key] = true
 		} else {
 			d.state, d.prunePending = PrunePending, now.Add(link.Override)
 		}

@@ -46,10 +46,10 @@ func (t *Tree) SetCouldRegister(now time.Time, key Key, rp netip.Addr, on bool) 
 	switch {
 	case on && (e.register == regNoInfo || e.regRP != rp):
 		e.register, e.regRP, e.regStop = regJoin, rp, time.Time{}
-		t.changed[key.Group] = true
+		t.changed[key] = true
 	case !on && e != nil && e.register != regNoInfo:
 		e.register, e.regRP, e.regStop = regNoInfo, netip.Addr{}, time.Time{}
-		t.changed[key.Group] = true
+		t.changed[key] = true
 	}
 	if e != nil {
 		t.update(now, e)
@@ -67,7 +67,7 @@ func (t *Tree) ReceiveRegisterStop(now time.Time, group, source netip.Addr) []Ac
 		}
 		switch e.register {
 		case regJoin:
-			t.changed[group] = true
+			t.changed[e.key] = true
 			fallthrough
 		case regJoinPending:
 			// Suppressed for a random part of the suppression time, less the probe
@@ -91,7 +91,7 @@ func (t *Tree) registerStopTimerExpired(now time.Time, e *entry) {
 		t.acts = append(t.acts, SendNullRegister{Key: e.key, RP: e.regRP})
 	case regJoinPending:
 		e.register = regJoin
-		t.changed[e.key.Group] = true
+		t.changed[e.key] = true
 	}
 }
 
@@ -135,7 +135,7 @@ func (t *Tree) setSourceFlag(now time.Time, key Key, on bool, flag func(*entry) 
 	}
 	if e != nil && *flag(e) != on {
 		*flag(e) = on
-		t.changed[key.Group] = true
+		t.changed[key] = true
 		t.update(now, e)
 	}
 	return t.finish()

@@ -61,7 +61,7 @@ func (t *Tree) expire(now time.Time, e *entry) {
 	e.joins.deleteFunc(func(name string, d *downstream) bool {
 		switch {
 		case d.state == PrunePending && !d.prunePending.After(now):
-			t.changed[e.key.Group] = true
+			t.changed[e.key] = true
 			// A prune echo tells the LAN the prune took effect, so a router whose
 			// override was lost joins again (RFC 7761 4.5.2).
 			if l, ok := t.links[name]; ok && l.Override > 0 {
@@ -70,7 +70,7 @@ func (t *Tree) expire(now time.Time, e *entry) {
 			t.forgetJoin(d)
 			return true
 		case !d.expiry.IsZero() && !d.expiry.After(now):
-			t.changed[e.key.Group] = true
+			t.changed[e.key] = true
 			t.forgetJoin(d)
 			return true
 		}
@@ -79,11 +79,11 @@ func (t *Tree) expire(now time.Time, e *entry) {
 	e.rptPrunes.deleteFunc(func(_ string, d *downstream) bool {
 		switch {
 		case !d.expiry.IsZero() && !d.expiry.After(now):
-			t.changed[e.key.Group] = true
+			t.changed[e.key] = true
 			return true
 		case d.state == PrunePending && !d.prunePending.After(now):
 			d.state, d.prunePending = Pruned, time.Time{}
-			t.changed[e.key.Group] = true
+			t.changed[e.key] = true
 		}
 		return false
 	})

@@ -1,6 +1,7 @@
 package pim
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -106,8 +107,14 @@ type SendJoinPrune struct {
 }
 
 // TreeChanged says the forwarding state of a group changed: an olist, an upstream
-// interface or an entry came or went. The owner recomputes that group's routes.
-type TreeChanged struct{ Group netip.Addr }
+// interface or an entry came or went. Sources are the (S,G) entries that changed
+// when only they did, in order; nil when the (*,G) entry changed, which every
+// (S,G) of the group inherits from. The owner recomputes those routes, so that a
+// new source of a large group costs its own route, not the group's.
+type TreeChanged struct {
+	Group   netip.Addr
+	Sources []netip.Addr
+}
 
 // JoinPruneIgnored says part of a received Join/Prune was not acted on, and why.
 type JoinPruneIgnored struct{ Reason string }
@@ -179,7 +186,7 @@ type Tree struct {
 
 	// Built up during one call and flushed at its end.
 	outbox  map[upstreamKey]*JoinPrune
-	changed map[netip.Addr]bool
+	changed map[Key]bool
 	acts    []Action
 }
 
@@ -244,7 +251,7 @@ func (t *Tree) RemoveLink(now time.Time, name string) []Action {
 			e.rptPrunes.del(name)
 			e.asserts.del(name)
 			e.local.del(name)
-			t.changed[e.key.Group] = true
+			t.changed[e.key] = true
 			t.update(now, e)
 		}
 	}
@@ -260,11 +267,11 @@ func (t *Tree) SetLocal(now time.Time, key Key, iface string, on bool) []Action 
 		e = t.entry(now, key)
 		if !e.local.has(iface) {
 			e.local.set(iface, struct{}{})
-			t.changed[key.Group] = true
+			t.changed[key] = true
 		}
 	} else if e != nil && e.local.has(iface) {
 		e.local.del(iface)
-		t.changed[key.Group] = true
+		t.changed[key] = true
 	}
 	if e != nil {
 		t.update(now, e)
@@ -280,13 +287,13 @@ func (t *Tree) update(now time.Time, e *entry) {
 	if e.joined && (!want || target != e.upstream) {
 		t.queue(e.upstream, e.key, false)
 		e.joined, e.upstream = false, RPF{}
-		t.changed[e.key.Group] = true
+		t.changed[e.key] = true
 	}
 	if !e.joined && want {
 		e.joined, e.upstream, e.suppressed = true, target, time.Time{}
 		t.queue(target, e.key, true)
 		t.ensureUpstream(now, target)
-		t.changed[e.key.Group] = true
+		t.changed[e.key] = true
 	}
 	if !e.key.Wildcard() {
 		t.updateRPTPrune(e)
@@ -311,7 +318,7 @@ func (t *Tree) newEntry(now time.Time, key Key) *entry {
 	e := &entry{key: key, created: now}
 	t.entries[key] = e
 	t.byGroup[key.Group] = append(t.byGroup[key.Group], e)
-	t.changed[key.Group] = true
+	t.changed[key] = true
 	return e
 }
 
@@ -323,7 +330,7 @@ func (t *Tree) deleteEntry(e *entry) {
 	} else {
 		t.byGroup[e.key.Group] = set
 	}
-	t.changed[e.key.Group] = true
+	t.changed[e.key] = true
 }
 
 func (t *Tree) begin() {
@@ -331,7 +338,7 @@ func (t *Tree) begin() {
 		t.outbox = make(map[upstreamKey]*JoinPrune)
 	}
 	if t.changed == nil {
-		t.changed = make(map[netip.Addr]bool)
+		t.changed = make(map[Key]bool)
 	}
 }
 
@@ -343,13 +350,18 @@ func (t *Tree) finish() []Action {
 	if !t.cfg.DeferSends {
 		acts = append(acts, t.sends()...)
 	}
-	groups := make([]netip.Addr, 0, len(t.changed))
-	for g := range t.changed {
-		groups = append(groups, g)
+	sources := make(map[netip.Addr][]netip.Addr) // nil: the whole group
+	for k := range t.changed {
+		if list, seen := sources[k.Group]; k.Wildcard() || seen && list == nil {
+			sources[k.Group] = nil
+		} else {
+			sources[k.Group] = append(list, k.Source)
+		}
 	}
-	slices.SortFunc(groups, netip.Addr.Compare)
+	groups := slices.SortedFunc(maps.Keys(sources), netip.Addr.Compare)
 	for _, g := range groups {
-		acts = append(acts, TreeChanged{Group: g})
+		slices.SortFunc(sources[g], netip.Addr.Compare)
+		acts = append(acts, TreeChanged{Group: g, Sources: sources[g]})
 	}
 	t.acts, t.changed = nil, nil
 	if !t.cfg.DeferSends {

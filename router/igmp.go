@@ -20,6 +20,7 @@ func (r *Router) igmpConfig() igmp.Config {
 		AllowedGroups:           c.AllowedGroups,
 		MaxGroups:               c.MaxGroups,
 		MaxSources:              c.MaxSources,
+		MaxSourcesPerInterface:  c.MaxSourcesPerInterface,
 	}
 }
 

@@ -21,7 +21,7 @@ func (r *RIB) memberKeys(iface string, group netip.Addr) []Key {
 	if !ok {
 		return nil
 	}
-	if r.ssmAnySource(group, g, true) {
+	if r.ssmAnySource(group, g.Mode, true) {
 		r.env.Count("igmp_ssm_asm_join_ignored")
 		return nil
 	}
@@ -38,14 +38,26 @@ func (r *RIB) memberKeys(iface string, group netip.Addr) []Key {
 }
 
 // SyncLocal brings the Tree's local receivers of one group on one interface in
-// line with IGMP, and has Refresh recompute the group.
+// line with IGMP. Any-source members (EXCLUDE), before or after, have Refresh
+// recompute the group: IGMP says what they take of each source, and every route
+// of the group asks it. Of INCLUDE lists, only the routes of the sources that
+// came or went change, and the Tree reports those as it takes them: a report
+// adding a source to a large group costs that source's route.
 func (r *RIB) SyncLocal(now time.Time, iface string, group netip.Addr) []Send {
-	r.syncLocal(now, iface, group)
-	r.dirtyGroups[group] = true
+	had := r.local[iface][group]
+	if want := r.syncLocal(now, iface, group); anySource(had) || anySource(want) {
+		r.dirtyGroups[group] = true
+	}
 	return r.take()
 }
 
-func (r *RIB) syncLocal(now time.Time, iface string, group netip.Addr) {
+// anySource reports whether an interface's local receivers of a group, as
+// memberKeys lists them, are any-source members: (*,G), which comes alone.
+func anySource(keys []Key) bool { return len(keys) == 1 && keys[0].Wildcard() }
+
+// syncLocal brings the Tree's local receivers of the group on iface in line with
+// IGMP and returns them.
+func (r *RIB) syncLocal(now time.Time, iface string, group netip.Addr) []Key {
 	want := r.memberKeys(iface, group)
 	had := r.local[iface][group]
 	// Both lists are in source order: one pass finds what changed, so an INCLUDE
@@ -83,6 +95,7 @@ func (r *RIB) syncLocal(now time.Time, iface string, group netip.Addr) {
 	default:
 		r.local[iface][group] = want
 	}
+	return want
 }
 
 // SyncAllLocal re-derives every group's local receivers on an interface, after

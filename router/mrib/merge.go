@@ -17,18 +17,37 @@ import (
 // a bound that a bug could never turn into a hung loop.
 func (r *RIB) Refresh(now time.Time) []Send {
 	for range 16 {
-		if len(r.dirtyGroups) == 0 {
+		if len(r.dirtyGroups) == 0 && len(r.dirtyKeys) == 0 {
 			return r.take()
 		}
-		groups := r.dirtyGroups
-		r.dirtyGroups = make(map[netip.Addr]bool)
+		groups, keys := r.dirtyGroups, r.dirtyKeys
+		r.dirtyGroups, r.dirtyKeys = make(map[netip.Addr]bool), make(map[Key]bool)
 		for g := range groups {
 			r.refreshGroup(now, g)
+		}
+		for key := range keys {
+			if !groups[key.Group] {
+				r.refreshKey(now, key)
+			}
 		}
 	}
 	r.env.Count("refresh_unsettled")
 	clear(r.dirtyGroups)
+	clear(r.dirtyKeys)
 	return r.take()
+}
+
+// refreshKey is refreshGroup for one (S,G) route: what a change to that entry
+// alone, in the Tree or in local membership, calls for.
+func (r *RIB) refreshKey(now time.Time, key Key) {
+	rt := r.routes[key]
+	if rt == nil && r.joinState(key) {
+		rt = &Route{Key: key, Origin: OriginPIM, Created: now}
+		r.addRoute(rt)
+	}
+	if rt != nil && rt.Origin != OriginStatic {
+		r.refreshRoute(now, key, rt)
+	}
 }
 
 // refreshGroup recomputes the routes of a group from the Tree, IGMP and the
@@ -203,8 +222,8 @@ func (r *RIB) countsMembers(iface string) bool {
 // ssmAnySource reports whether a group's membership is an any-source join in the
 // SSM range, which asks for nothing: there is no shared tree there (RFC 4604
 // 2.2.1). known is whether IGMP knows the group at all.
-func (r *RIB) ssmAnySource(group netip.Addr, g igmp.GroupState, known bool) bool {
-	return r.env.SSM(group) && (!known || g.Mode != igmp.Include)
+func (r *RIB) ssmAnySource(group netip.Addr, mode igmp.FilterMode, known bool) bool {
+	return r.env.SSM(group) && (!known || mode != igmp.Include)
 }
 
 // pimInclude reports whether members on an interface want (S,G): pim_include(S,G)
@@ -214,8 +233,8 @@ func (r *RIB) pimInclude(iface string, key Key) bool {
 	if q == nil || !q.Forward(key.Source, key.Group) || !r.countsMembers(iface) {
 		return false
 	}
-	g, ok := q.Group(key.Group)
-	return !r.ssmAnySource(key.Group, g, ok) // counted where the membership changed (memberKeys)
+	mode, ok := q.Mode(key.Group)
+	return !r.ssmAnySource(key.Group, mode, ok) // counted where the membership changed (memberKeys)
 }
 
 // pimForwards reports whether PIM, not only local membership, has a say in where
@@ -260,7 +279,7 @@ func (r *RIB) inheritedOListRPT(key Key, iif string) []string {
 		}
 	}
 	for name, groups := range r.local { // inheritedOList sorts
-		if q := r.env.Member(name); name != iif && slices.Contains(groups[key.Group], wc) && q != nil && q.Forward(key.Source, key.Group) {
+		if q := r.env.Member(name); name != iif && anySource(groups[key.Group]) && q != nil && q.Forward(key.Source, key.Group) {
 			out = append(out, name)
 		}
 	}

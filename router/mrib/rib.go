@@ -110,6 +110,7 @@ type Env interface {
 // Membership is IGMP's state on one interface; *igmp.Querier has it.
 type Membership interface {
 	Group(group netip.Addr) (igmp.GroupState, bool)
+	Mode(group netip.Addr) (igmp.FilterMode, bool)
 	Forward(source, group netip.Addr) bool
 }
 
@@ -139,9 +140,11 @@ type RIB struct {
 	uses map[string]int
 	// local is, per interface and group, what members there asked the Tree for.
 	local map[string]map[netip.Addr][]Key
-	// dirtyGroups are groups whose routes must be recomputed by Refresh, and
-	// changed the routes whose interfaces changed since TakeChanged.
+	// dirtyGroups are groups whose routes must be recomputed by Refresh, dirtyKeys
+	// single (S,G) routes, and changed the routes whose interfaces changed since
+	// TakeChanged.
 	dirtyGroups map[netip.Addr]bool
+	dirtyKeys   map[Key]bool
 	changed     map[Key]bool
 	registerers map[Key]netip.Addr // on an RP: the first-hop DR registering each source
 	sptPending  map[Key]time.Time  // on an RP: sources waiting to switch to their own tree, until then
@@ -158,6 +161,7 @@ func New(cfg Config, env Env, tree pim.TreeConfig, log *slog.Logger) *RIB {
 		byGroup:     make(map[netip.Addr]map[Key]*Route),
 		local:       make(map[string]map[netip.Addr][]Key),
 		dirtyGroups: make(map[netip.Addr]bool),
+		dirtyKeys:   make(map[Key]bool),
 		changed:     make(map[Key]bool),
 		registerers: make(map[Key]netip.Addr),
 		sptPending:  make(map[Key]time.Time),
@@ -287,7 +291,12 @@ func (r *RIB) treeActions(actions []pim.Action) {
 		case pim.SendJoinPrune:
 			r.send(a.Interface, netip.Addr{}, a.Message, "pim_joinprunes_sent")
 		case pim.TreeChanged:
-			r.dirtyGroups[a.Group] = true
+			if a.Sources == nil {
+				r.dirtyGroups[a.Group] = true
+			}
+			for _, s := range a.Sources {
+				r.dirtyKeys[Key{Source: s, Group: a.Group}] = true
+			}
 		case pim.JoinPruneIgnored:
 			r.env.Count("pim_joinprune_ignored_" + a.Reason)
 		case pim.SendAssert:

@@ -39,6 +39,11 @@ func (m membership) Group(g netip.Addr) (igmp.GroupState, bool) {
 	return s, ok
 }
 
+func (m membership) Mode(g netip.Addr) (igmp.FilterMode, bool) {
+	s, ok := m[g]
+	return s.Mode, ok
+}
+
 func (m membership) Forward(s, g netip.Addr) bool {
 	st, ok := m[g]
 	if !ok {
@@ -61,16 +66,21 @@ type fakeEnv struct {
 	notDR   map[string]bool
 	counts  map[string]int
 	fabric  map[Key]bool // what peers on the fabric joined
+	// rpfAsked counts RPF's answers: each route recomputed asks for its source's.
+	rpfAsked int
 }
 
 func (e *fakeEnv) FabricWants(k Key) bool {
 	return e.fabric[k] || e.fabric[Key{Group: k.Group}]
 }
 
-func (e *fakeEnv) RPF(a netip.Addr) pim.RPF { return e.rpf[a] }
-func (e *fakeEnv) SSM(g netip.Addr) bool    { return netip.MustParsePrefix("232.0.0.0/8").Contains(g) }
-func (e *fakeEnv) IsOwn(a netip.Addr) bool  { return e.own[a] }
-func (e *fakeEnv) Count(name string)        { e.counts[name]++ }
+func (e *fakeEnv) RPF(a netip.Addr) pim.RPF {
+	e.rpfAsked++
+	return e.rpf[a]
+}
+func (e *fakeEnv) SSM(g netip.Addr) bool   { return netip.MustParsePrefix("232.0.0.0/8").Contains(g) }
+func (e *fakeEnv) IsOwn(a netip.Addr) bool { return e.own[a] }
+func (e *fakeEnv) Count(name string)       { e.counts[name]++ }
 
 func (e *fakeEnv) RP(g netip.Addr) (netip.Addr, bool) {
 	return e.rp, e.rp.IsValid() && !e.SSM(g)
@@ -746,8 +756,45 @@ func TestSyncLocalIncludeList(t *testing.T) {
 	}
 }
 
-// BenchmarkSyncLocal brings an SSM group's receivers in line after a report added
-// one source to an INCLUDE list of n: the cost per source stays flat as n grows.
+// TestIncludeSourceRecomputesItsRoute: a source added to, or removed from, a
+// large INCLUDE list recomputes that source's route, not the group's; an
+// any-source join then recomputes them all.
+func TestIncludeSourceRecomputesItsRoute(t *testing.T) {
+	const n = 1000
+	h := newHarness(t, "", Config{})
+	source := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 100, byte(i >> 8), byte(i)}) }
+	var sources []netip.Addr
+	for i := range n + 1 {
+		h.env.rpf[source(i)] = pim.RPF{Interface: "eth3", Neighbor: farNbr}
+		if i < n {
+			sources = append(sources, source(i))
+		}
+	}
+	h.member("eth2", grp, igmp.Include, sources...)
+	more := append(slices.Clone(sources), source(n))
+	for _, c := range []struct {
+		what    string
+		sources []netip.Addr
+	}{{"one source more", more}, {"one source less", more[1:]}} {
+		h.env.rpfAsked = 0
+		h.member("eth2", grp, igmp.Include, c.sources...)
+		if h.env.rpfAsked > 10 {
+			t.Errorf("%s in an INCLUDE list of %d: %d reverse paths asked; want that source's route alone recomputed", c.what, n, h.env.rpfAsked)
+		}
+	}
+	h.want(sg(source(n), grp), "eth3", "eth2")
+	h.want(sg(source(0), grp), "")
+	h.want(sg(source(1), grp), "eth3", "eth2")
+	h.env.rpfAsked = 0
+	h.member("eth2", grp, igmp.Exclude)
+	if h.env.rpfAsked < n {
+		t.Errorf("an any-source join recomputed %d routes of the group's %d", h.env.rpfAsked, n)
+	}
+}
+
+// BenchmarkSyncLocal brings an SSM group's receivers, and the routes, in line after
+// a report added one source to an INCLUDE list of n: the cost per source stays
+// flat as n grows.
 func BenchmarkSyncLocal(b *testing.B) {
 	for _, n := range []int{1000, 10000, 100000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
@@ -766,6 +813,7 @@ func BenchmarkSyncLocal(b *testing.B) {
 			for i := range b.N {
 				h.env.members["eth2"][ssmGrp] = states[(i+1)%2]
 				h.rib.SyncLocal(h.now, "eth2", ssmGrp)
+				h.rib.Refresh(h.now)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/source")
 		})

@@ -354,14 +354,9 @@ func daemonUsage(t *testing.T, l *lab.Lab, node string) (rssKiB uint64, cpu time
 	if !ok {
 		t.Fatalf("%s: mrouterd is not running", node)
 	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	rssKiB, _, err := daemonMemory(pid)
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			rssKiB, _ = strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

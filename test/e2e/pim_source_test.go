@@ -126,6 +126,12 @@ func waitNotRegistering(t *testing.T, l *lab.Lab, within time.Duration, node, so
 // InCsumErrors: the datagrams dropped for a bad checksum.
 func udpCounter(t *testing.T, l *lab.Lab, node, name string) uint64 {
 	t.Helper()
+	return udpStat(t, l, node, "InCsumErrors")
+}
+
+// udpStat reads one of the Udp counters of node's /proc/net/snmp.
+func udpStat(t *testing.T, l *lab.Lab, node, name string) uint64 {
+	t.Helper()
 	var names []string
 	for _, line := range strings.Split(mustExec(t, l, node, "cat", "/proc/net/snmp"), "\n") {
 		fields := strings.Fields(line)
