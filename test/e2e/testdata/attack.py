@@ -31,6 +31,7 @@ import sys
 import time
 
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+from inet import checksum  # noqa: E402
 from scapy.config import conf  # noqa: E402
 from scapy.layers.inet import IP, IPOption_Router_Alert  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
@@ -43,15 +44,6 @@ ALL_PIM_ROUTERS = "224.0.0.13"
 PIM, IGMP = 103, 2
 MTU = 1500
 HOLDTIME_FOREVER = 0xFFFF
-
-
-def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
 
 
 def addr(a: str) -> bytes:

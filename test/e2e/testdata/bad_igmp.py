@@ -5,18 +5,10 @@ of impossible length, an unknown type and a report for a non-multicast group."""
 import struct
 import sys
 
+from inet import checksum
 from scapy.all import IP, IPOption_Router_Alert, Raw, conf, send
 
 conf.verb = 0
-
-
-def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
 
 
 def with_checksum(msg: bytes) -> bytes:
