@@ -302,9 +302,10 @@ func (r *Router) endHold(now time.Time) {
 	// at odds with a route, before the adopted entries stop speaking for them.
 	r.replayAdopted()
 	r.sendAll(r.rib.Refresh(now))
-	for key := range r.held {
+	for key, held := range r.held {
 		rt, _ := r.rib.Route(key)
-		r.wanted(key, rt) // notes the arrivals
+		want, ok := r.desiredEntry(rt)
+		r.noteArrival(key, want, ok, held)
 	}
 	r.replayArrivals()
 	r.sendAll(r.rib.Refresh(now))
@@ -343,9 +344,7 @@ func (r *Router) wanted(key sgKey, rt *mrib.Route) (desiredEntry, bool) {
 	if in == nil || !in.hasVIF() {
 		return want, ok
 	}
-	if ok && want.iifIndex != held.IIF {
-		r.arrivals[key] = in.name
-	}
+	r.noteArrival(key, want, ok, held)
 	merged := desiredEntry{mfc: mroute.MFC{Source: key.Source, Group: key.Group, IIF: uint16(in.vif)}, iifIndex: in.index}
 	for _, index := range slices.Concat(want.oifIndex, held.OIFs) {
 		out := r.byIndex(index)
@@ -357,6 +356,14 @@ func (r *Router) wanted(key sgKey, rt *mrib.Route) (desiredEntry, bool) {
 	}
 	slices.Sort(merged.oifIndex)
 	return merged, true
+}
+
+// noteArrival notes a held entry whose route wants another incoming interface
+// than the one its packets arrive on, for replayArrivals.
+func (r *Router) noteArrival(key sgKey, want desiredEntry, ok bool, held mroute.KernelEntry) {
+	if in := r.byIndex(held.IIF); ok && in != nil && want.iifIndex != held.IIF {
+		r.arrivals[key] = in.name
+	}
 }
 
 // replayArrivals tells the routes that want another incoming interface than the
