@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mrouterd/mrouterd/conf"
 	"github.com/mrouterd/mrouterd/igmp"
 	"github.com/mrouterd/mrouterd/mroute"
@@ -27,7 +29,8 @@ type fakeMRT struct {
 	vifs      map[uint16]mroute.VIF
 	mfc       map[sgKey]mroute.MFC
 	pim       bool
-	regIndex  int // the ifindex the register VIF's device has
+	regIndex  int              // the ifindex the register VIF's device has
+	forwarded map[sgKey]uint64 // SGCount's packets; none unless a test sets them
 	messages  chan mroute.Message
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -86,6 +89,16 @@ func (f *fakeMRT) Flush(mroute.FlushFlags) error {
 func (f *fakeMRT) SetPIM(on bool) error { f.pim = on; return nil }
 func (f *fakeMRT) VIFCount(uint16) (mroute.VIFCount, error) {
 	return mroute.VIFCount{PacketsIn: 1}, nil
+}
+
+func (f *fakeMRT) SGCount(source, group netip.Addr) (mroute.SGCount, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	key := sgKey{Source: source, Group: group}
+	if _, ok := f.mfc[key]; !ok {
+		return mroute.SGCount{}, unix.EADDRNOTAVAIL
+	}
+	return mroute.SGCount{Packets: f.forwarded[key]}, nil
 }
 
 // Detach ends the reader; the table itself stays for a fake that adopts it (adopt).

@@ -28,6 +28,7 @@ type mrtTable interface {
 	Flush(f mroute.FlushFlags) error
 	SetPIM(on bool) error
 	VIFCount(vif uint16) (mroute.VIFCount, error)
+	SGCount(source, group netip.Addr) (mroute.SGCount, error)
 	Dump() ([]mroute.KernelEntry, error)
 	// Detach leaves the table's socket open for the program execed next.
 	Detach() (int, error)

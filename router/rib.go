@@ -46,6 +46,9 @@ func (r *Router) treeActions(actions []pim.Action) { r.sendAll(r.rib.TreeActions
 // sendAll sends what the RIB asked for.
 func (r *Router) sendAll(sends []mrib.Send) {
 	for _, s := range sends {
+		if ifc := r.ifaces[s.On]; ifc != nil && ifc.pim != nil {
+			r.pimActions(ifc, ifc.pim.OwedHello(r.now()))
+		}
 		r.sendPIM(s.On, s.To, s.Msg, s.What)
 	}
 }
@@ -59,6 +62,16 @@ func (e ribEnv) SSM(group netip.Addr) bool              { return e.r.rps.SSM(gro
 func (e ribEnv) IsOwn(addr netip.Addr) bool             { return e.r.isOwn(addr) }
 func (e ribEnv) Count(name string)                      { e.r.counters.inc(name) }
 func (e ribEnv) FabricWants(key sgKey) bool             { return e.r.fabricWants(key) }
+
+// Forwarded asks the kernel only about entries the router installed: the others
+// it does not hold.
+func (e ribEnv) Forwarded(key sgKey) (uint64, bool) {
+	if _, ok := e.r.installed[key]; !ok {
+		return 0, false
+	}
+	c, err := e.r.mrt.SGCount(key.Source, key.Group)
+	return c.Packets, err == nil
+}
 
 // MemberInterfaces is asked for every route recomputed: the list is kept, and made
 // again only after a querier started or stopped.

@@ -71,7 +71,7 @@ func (r *RIB) refreshGroup(now time.Time, group netip.Addr) {
 // source-side state and its interfaces.
 func (r *RIB) refreshRoute(now time.Time, key Key, rt *Route) {
 	rt.JoinState = r.joinState(key)
-	if !rt.JoinState && !rt.Learned {
+	if !rt.JoinState && !rt.Learned && !r.keepaliveSetByData(now, rt) {
 		r.forgetRoute(now, key)
 		return
 	}
@@ -93,6 +93,24 @@ func (r *RIB) refreshRoute(now time.Time, key Key, rt *Route) {
 		r.setInterfaces(rt, iif, oifs)
 		r.changed[key] = true
 	}
+}
+
+// keepaliveSetByData applies "on receipt of data from S to G ... set
+// KeepaliveTimer(S,G)" (RFC 7761 4.2) to a route that join state alone made: the
+// kernel forwarded its packets without asking, so the RIB learns of them from the
+// entry's counter when the join state goes. A route that forwarded any stays,
+// learned, with nowhere to go until it is idle. Its entry drops what is still on
+// the way while upstream prunes; without it the kernel would queue those packets
+// as unresolved and release them, late and duplicated, to a join within its
+// unresolved timeout.
+func (r *RIB) keepaliveSetByData(now time.Time, rt *Route) bool {
+	packets, ok := r.env.Forwarded(rt.Key)
+	if !ok || packets == 0 || r.learnedFull() {
+		return false
+	}
+	rt.Learned, rt.LastPackets, rt.LastActive = true, packets, now
+	r.learned++
+	return true
 }
 
 // forgetRoute removes a dynamic route and the source-side state its traffic held.

@@ -103,6 +103,9 @@ type Env interface {
 	AssertMetric(key Key, iface string, shared bool) pim.AssertMetric
 	// FabricWants reports whether a peer on the node fabric joined (S,G) or (*,G).
 	FabricWants(key Key) bool
+	// Forwarded is the kernel's packet counter of the (S,G) entry it holds; false
+	// when it holds none.
+	Forwarded(key Key) (packets uint64, ok bool)
 	// Count counts an event by name.
 	Count(name string)
 }

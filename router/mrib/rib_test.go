@@ -66,12 +66,19 @@ type fakeEnv struct {
 	notDR   map[string]bool
 	counts  map[string]int
 	fabric  map[Key]bool // what peers on the fabric joined
+	// forwarded is the kernel's packet counter of the entries it holds.
+	forwarded map[Key]uint64
 	// rpfAsked counts RPF's answers: each route recomputed asks for its source's.
 	rpfAsked int
 }
 
 func (e *fakeEnv) FabricWants(k Key) bool {
 	return e.fabric[k] || e.fabric[Key{Group: k.Group}]
+}
+
+func (e *fakeEnv) Forwarded(k Key) (uint64, bool) {
+	n, ok := e.forwarded[k]
+	return n, ok
 }
 
 func (e *fakeEnv) RPF(a netip.Addr) pim.RPF {
@@ -406,6 +413,49 @@ func TestSSM(t *testing.T) {
 	h.member("eth2", ssmGrp, igmp.Include)
 	h.want(key, "")
 	h.wantSends("joinprune -10.0.5.5@eth3")
+}
+
+// TestPrunedRouteThatForwardedDropsUntilIdle: a route join state alone made, whose
+// kernel entry forwarded packets, outlives its join state as a learned route with
+// no outgoing interface (RFC 7761 4.2, the keepalive set by data), so the kernel
+// drops what is still on the way instead of queueing it; it goes once idle. One
+// that forwarded nothing goes with its join.
+func TestPrunedRouteThatForwardedDropsUntilIdle(t *testing.T) {
+	h := newHarness(t, "", Config{IdleTimeout: time.Minute})
+	key := sg(farSrc, ssmGrp)
+	h.env.forwarded = map[Key]uint64{key: 7}
+	h.member("eth2", ssmGrp, igmp.Include, farSrc)
+	h.want(key, "eth3", "eth2")
+	h.sends()
+	h.member("eth2", ssmGrp, igmp.Include)
+	h.want(key, "eth3")
+	h.wantSends("joinprune -10.0.5.5@eth3")
+	if rt := mustRoute(t, h, key); !rt.Learned || rt.JoinState || rt.LastPackets != 7 {
+		t.Fatalf("route %+v: want learned from its 7 packets, without join state", rt)
+	}
+	packets := func(n uint64) func(Key) (uint64, bool) {
+		return func(Key) (uint64, bool) { return n, true }
+	}
+	// Packets still arrive for a while: the route stays.
+	h.now = h.now.Add(50 * time.Second)
+	h.add(h.rib.ExpireLearned(h.now, packets(9)))
+	h.now = h.now.Add(50 * time.Second)
+	h.add(h.rib.ExpireLearned(h.now, packets(9)))
+	h.want(key, "eth3")
+	// Then none for the idle timeout: it goes, and asks nothing upstream.
+	h.now = h.now.Add(11 * time.Second)
+	h.add(h.rib.ExpireLearned(h.now, packets(9)))
+	h.settle()
+	h.want(key, "")
+	h.wantSends()
+
+	// A route whose entry forwarded nothing goes with its join.
+	other := sg(farSrc, netip.MustParseAddr("232.1.1.9"))
+	h.env.forwarded[other] = 0
+	h.member("eth2", other.Group, igmp.Include, farSrc)
+	h.want(other, "eth3", "eth2")
+	h.member("eth2", other.Group, igmp.Include)
+	h.want(other, "")
 }
 
 func TestRouteChangeMovesRPF(t *testing.T) {
