@@ -117,6 +117,7 @@ type Interface struct {
 	generationID uint32
 	started      bool
 	nextHello    time.Time
+	helloOwed    bool // a triggered hello waits for its random delay
 	neighbors    map[netip.Addr]*neighbor
 	dr           netip.Addr
 	drIsSelf     bool // apart from dr, since taking over a neighbour's address keeps dr but not who it is
@@ -464,10 +465,24 @@ func (i *Interface) triggerHello(now time.Time) {
 	if at := now.Add(delay); at.Before(i.nextHello) {
 		i.nextHello = at
 	}
+	i.helloOwed = true
+}
+
+// OwedHello sends at once the triggered hello that still waits for its random
+// delay, for a Join/Prune or Assert about to go out on the interface (RFC 7761
+// 4.3.1: a router sends its Hello before other PIM messages to a neighbour that
+// has not heard it). A neighbour that is new, or restarted, ignores the join of a
+// router it does not know, and the join would wait a whole period to be sent again.
+func (i *Interface) OwedHello(now time.Time) []Action {
+	if !i.started || !i.helloOwed {
+		return nil
+	}
+	return i.sendHello(now, nil)
 }
 
 func (i *Interface) sendHello(now time.Time, acts []Action) []Action {
 	i.nextHello = now.Add(i.cfg.HelloInterval)
+	i.helloOwed = false
 	return append(acts, SendHello{Hello: i.hello(i.holdtime())})
 }
 

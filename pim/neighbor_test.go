@@ -146,6 +146,29 @@ func TestNewNeighborTriggersHello(t *testing.T) {
 	}
 }
 
+// TestOwedHelloGoesBeforeAJoin: a neighbour restarted, and our triggered hello
+// waits for its random delay; a Join/Prune about to go out takes it along at once,
+// and the periodic timer restarts from it. With nothing owed, nothing goes.
+func TestOwedHelloGoesBeforeAJoin(t *testing.T) {
+	cfg := nbrConfig()
+	cfg.Random = func() float64 { return 0.8 } // 4 s
+	i := started(t, cfg)
+	wantActions(t, "nothing owed", i.OwedHello(nbrAt(time.Second)), nil)
+	i.ReceiveHello(nbrAt(2*time.Second), nbrLow, peerHello(105, ptr(uint32(1)), 7))
+	i.Advance(nbrAt(6 * time.Second)) // the triggered hello
+	wantActions(t, "sent already", i.OwedHello(nbrAt(7*time.Second)), nil)
+
+	restart := nbrAt(10 * time.Second)
+	wantActions(t, "restart", i.ReceiveHello(restart, nbrLow, peerHello(105, ptr(uint32(1)), 8)),
+		[]Action{NeighborRestarted{Address: nbrLow}})
+	join := restart.Add(time.Second)
+	wantActions(t, "before the join", i.OwedHello(join), []Action{ownHello(105, 1)})
+	wantActions(t, "owed once", i.OwedHello(join), nil)
+	if d, _ := i.NextDeadline(); !d.Equal(join.Add(30 * time.Second)) {
+		t.Errorf("next hello %v after the join, want 30s", d.Sub(join))
+	}
+}
+
 func TestTriggeredHelloNotLaterThanPeriodic(t *testing.T) {
 	cfg := nbrConfig()
 	cfg.Random = func() float64 { return 0.9 } // 4.5 s

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"fmt"
 	"net"
 
 	"net/netip"
@@ -176,6 +177,35 @@ func TestSSM(t *testing.T) {
 	l.report(eth2, "10.0.2.6", exclude(netip.MustParseAddr("232.2.2.2")))
 	if got := joinsOf(l); len(got) != 0 || l.r.counters["igmp_ssm_asm_join_ignored"] == 0 {
 		t.Fatalf("an any-source join in the SSM range: %v %v", got, l.r.counters)
+	}
+}
+
+// TestHelloBeforeJoinToARestartedNeighbor: the upstream neighbour restarted (a new
+// generation ID), so it knows us no more and would ignore our join: the join that
+// its restart hurries goes out after a Hello of ours on that link, whatever the
+// triggered hello's random delay.
+func TestHelloBeforeJoinToARestartedNeighbor(t *testing.T) {
+	l, _, eth2, eth3 := threeLinks(t, "")
+	genID := func(id uint32) *pim.Hello { return &pim.Hello{GenerationID: &id} }
+	l.receivePIM(eth3, "10.0.3.254", genID(1))
+	l.report(eth2, "10.0.2.5", include(ssmGroup, farSrc))
+	l.pim.take()
+
+	l.receivePIM(eth3, "10.0.3.254", genID(2))
+	var sent []string
+	for range 30 { // past the override interval, 2.5 s
+		l.clock.advance(100 * time.Millisecond)
+		l.r.advanceProtocols(l.r.now())
+		l.settle()
+		for _, s := range l.pim.take() {
+			if s.ifindex == eth3.index {
+				sent = append(sent, fmt.Sprintf("%T", s.msg))
+			}
+		}
+	}
+	join := slices.Index(sent, "*pim.JoinPrune")
+	if join < 0 || !slices.Contains(sent[:join], "*pim.Hello") {
+		t.Fatalf("sent on eth3 after the restart: %v; want a Hello before the JoinPrune", sent)
 	}
 }
 
