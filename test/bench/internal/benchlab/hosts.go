@@ -12,10 +12,11 @@ import (
 )
 
 // GroupsPerSocket is how many groups JoinMany joins on one socket. Each membership is
-// charged to its socket's option memory (net.core.optmem_max, 128 KiB by default:
-// about 2700 groups), and the host must allow this many memberships per socket
+// charged to its socket's option memory, about 112 bytes with a source filter, and
+// net.core.optmem_max is only 20 KiB on older kernels (128 KiB from 6.9 on). The
+// host must also allow this many memberships per socket
 // (net.ipv4.igmp_max_memberships, 20 by default).
-const GroupsPerSocket = 1000
+const GroupsPerSocket = 128
 
 // Joined holds the sockets of a host's joins; closing them leaves the groups.
 type Joined struct {
