@@ -54,7 +54,9 @@ func (i *iface) hasVIF() bool { return i.vif >= 0 }
 func (r *Router) handleNetwork(ev netwatch.Event) {
 	switch ev := ev.(type) {
 	case netwatch.Resync:
-		r.counters.inc("netlink_resyncs")
+		if !ev.First {
+			r.counters.inc("netlink_resyncs")
+		}
 		r.paths.stale = true
 		if err := r.syncInterfaces(); err != nil {
 			r.log.Error("interface resync", "err", err)

@@ -231,6 +231,24 @@ func TestRouteChangeMovesRPF(t *testing.T) {
 	}
 }
 
+// TestFirstResyncFindsWhatCameBeforeTheSubscription: a link made after the start's
+// listing but before the first netlink subscription held raises no event; the
+// Resync the subscription sends once it holds finds the link, and counts no lost
+// events.
+func TestFirstResyncFindsWhatCameBeforeTheSubscription(t *testing.T) {
+	l, _, _, _ := threeLinks(t, "")
+	l.net.links = append(l.net.links, netwatch.Link{Name: "eth4", Index: 14, Flags: net.FlagUp | net.FlagRunning | net.FlagMulticast})
+	l.net.addrs[14] = []netip.Prefix{netip.MustParsePrefix("10.0.4.1/24")}
+	l.r.handleNetwork(netwatch.Resync{First: true})
+	l.settle()
+	if ifc := l.r.ifaces["eth4"]; ifc == nil || ifc.primary() != netip.MustParseAddr("10.0.4.1") {
+		t.Fatalf("eth4 after the first resync: %+v", ifc)
+	}
+	if n := l.r.counters["netlink_resyncs"]; n != 0 {
+		t.Errorf("netlink_resyncs %d after the first subscription's resync; want 0", n)
+	}
+}
+
 // withRegisterVIF adds the register VIF and its device, as at start.
 func (l *lab) withRegisterVIF() *iface {
 	l.net.links = append(l.net.links, netwatch.Link{Name: "pimreg", Index: 99, Flags: net.FlagUp | net.FlagRunning})

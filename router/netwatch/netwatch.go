@@ -41,8 +41,10 @@ type AddrUpdate struct {
 // changed: reverse paths through it may have moved.
 type RouteUpdate struct{ Dst netip.Prefix }
 
-// Resync says notifications may have been lost: list everything again.
-type Resync struct{}
+// Resync says notifications may have been lost: list everything again. First marks
+// the one sent once the first subscription holds: what changed between the owner's
+// own first listing and then was never notified.
+type Resync struct{ First bool }
 
 func (*LinkUpdate) isEvent()  {}
 func (*AddrUpdate) isEvent()  {}
@@ -52,9 +54,10 @@ func (Resync) isEvent()       {}
 // Netlink is the kernel's rtnetlink.
 type Netlink struct{ Log *slog.Logger }
 
-// Watch sends link, address and route changes to out until ctx is done. When a
-// subscription breaks (socket overflow, error), it subscribes again and sends
-// Resync, since notifications may have been lost.
+// Watch sends link, address and route changes to out until ctx is done. Once
+// subscribed it sends Resync, since notifications may have been lost: before the
+// first subscription held, or when one broke (socket overflow, error) and it
+// subscribed again.
 func (n Netlink) Watch(ctx context.Context, out chan<- Event) {
 	backoff := 100 * time.Millisecond
 	for first := true; ctx.Err() == nil; first = false {
@@ -89,9 +92,7 @@ func (n Netlink) Watch(ctx context.Context, out chan<- Event) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		if !first {
-			send(ctx, out, Resync{})
-		}
+		send(ctx, out, Resync{First: first})
 		forward(ctx, out, links, addrs, routes)
 		close(done)
 		// Drain so the library's reader goroutines can finish.
