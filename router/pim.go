@@ -21,7 +21,7 @@ func (r *Router) pimConfig(ifc *iface) pim.InterfaceConfig {
 		DRPriority:          settings.DRPriority,
 		MaxHoldtime:         r.cfg.PIM.MaxHoldtime,
 		TriggeredHelloDelay: 5 * time.Second, // Triggered_Hello_Delay, RFC 7761 4.11
-		Random:              rand.Float64,
+		Random:              r.draw,
 		MaxNeighbors:        r.cfg.PIM.MaxNeighbors,
 		SourcePrefixes:      r.advertisedPrefixes(ifc),
 		// On the fabric, every node must hear every other's joins: they decide

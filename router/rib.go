@@ -1,7 +1,6 @@
 package router
 
 import (
-	"math/rand/v2"
 	"net/netip"
 
 	"github.com/mrouterd/mrouterd/pim"
@@ -18,7 +17,7 @@ func (r *Router) treeConfig() pim.TreeConfig {
 		JoinPruneInterval:   r.cfg.PIM.JoinPruneInterval,
 		RP:                  r.rpOf,
 		RPF:                 r.rpf,
-		Random:              rand.Float64,
+		Random:              r.draw,
 		DeferSends:          true,
 		MaxJoins:            r.cfg.PIM.MaxJoins,
 		MaxJoinsPerNeighbor: r.cfg.PIM.MaxJoinsPerNeighbor,

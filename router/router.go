@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -61,6 +62,9 @@ type Router struct {
 	started time.Time
 	// clock is where the loop reads the time: the wall clock, or a test's.
 	clock func() time.Time
+	// random is where the protocols draw their random delays, in [0,1): math/rand,
+	// or a test's.
+	random func() float64
 
 	mrt     mrtTable
 	fib     fib
@@ -202,6 +206,7 @@ func newState(cfg *conf.Config, log *slog.Logger) *Router {
 		log:         log,
 		cfg:         cfg,
 		clock:       time.Now, // the loop's one clock source
+		random:      rand.Float64,
 		fib:         netlinkFIB{},
 		links:       netwatch.Netlink{Log: log},
 		rps:         rpSet(cfg),
@@ -400,6 +405,9 @@ func (r *Router) reconcileChanges() {
 
 // now is the loop's clock.
 func (r *Router) now() time.Time { return r.clock() }
+
+// draw is the protocols' random source, read at each draw so that a test can set it.
+func (r *Router) draw() float64 { return r.random() }
 
 // maxJoinHold bounds how long Join/Prunes wait for a burst of events to end.
 const maxJoinHold = 20 * time.Millisecond
