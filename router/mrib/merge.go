@@ -108,8 +108,8 @@ func (r *RIB) keepaliveSetByData(now time.Time, rt *Route) bool {
 	if !ok || packets == 0 || r.learnedFull() {
 		return false
 	}
-	rt.Learned, rt.LastPackets, rt.LastActive = true, packets, now
-	r.learned++
+	r.learn(rt, now)
+	rt.LastPackets = packets
 	return true
 }
 

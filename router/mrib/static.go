@@ -58,8 +58,7 @@ func (r *RIB) NoCache(now time.Time, key Key, in Arrival) (reconcile bool, sends
 		// Known already: the kernel lost or never had it, so the next reconcile
 		// installs it. A route only join state held now has traffic too.
 		if !rt.Learned && rt.JoinState && !r.learnedFull() {
-			rt.Learned, rt.LastActive = true, now
-			r.learned++
+			r.learn(rt, now)
 			r.dirtyGroups[key.Group] = true
 		}
 		return true, nil
@@ -99,6 +98,13 @@ func (r *RIB) NoCache(now time.Time, key Key, in Arrival) (reconcile bool, sends
 	}
 	r.env.Count("upcall_unrouted")
 	return false, nil
+}
+
+// learn marks a route join state made as learned from traffic seen now, and counts
+// it among the learned.
+func (r *RIB) learn(rt *Route, now time.Time) {
+	rt.Learned, rt.LastActive = true, now
+	r.learned++
 }
 
 // HasLearned reports whether any route was learned from traffic.
